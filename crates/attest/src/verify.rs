@@ -1,0 +1,227 @@
+//! Verification of a peer's RA-TLS certificate: X.509 shape, self-signature, validity, critical
+//! extensions, evidence, key binding, then policy. Used by the rustls verifiers (tls.rs) and by
+//! anyone holding a certificate (e.g. `cocoon` CLI checks).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::CommonState;
+use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::claims::{report_data, Claims};
+use crate::{sim, AttestError, EvidenceKind, PeerIdentity, Policy};
+use crate::{MAX_QUOTE_LEN, OID_CLAIMS, OID_EVIDENCE_KIND, OID_QUOTE};
+
+/// Upper bound on a peer certificate: a 32 KiB quote plus claims plus X.509 overhead.
+pub const MAX_CERT_LEN: usize = 48 * 1024;
+
+/// Verify a peer certificate completely and apply `policy` at time `now`.
+pub fn verify_certificate(
+    cert_der: &[u8],
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<PeerIdentity, AttestError> {
+    let peer = inspect(cert_der, Some(now), Some(policy))?;
+    policy.check(&peer)?;
+    Ok(peer)
+}
+
+/// Identity of the peer of an established connection. The certificate was verified (policy and
+/// time included) during the handshake; this re-derives the identity from it, re-checking the
+/// signature and evidence binding but not the policy, which may have changed since.
+pub fn peer_identity(conn: &CommonState) -> Result<PeerIdentity, AttestError> {
+    let cert = conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .ok_or_else(|| AttestError::Tls("peer presented no certificate".into()))?;
+    inspect(cert.as_ref(), None, None)
+}
+
+/// DER SubjectPublicKeyInfo of an Ed25519 certificate, for the TLS handshake signature check.
+pub(crate) fn spki_of(cert_der: &[u8]) -> Result<Vec<u8>, AttestError> {
+    let cert = parse(cert_der)?;
+    ed25519_key(&cert)?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
+fn parse(cert_der: &[u8]) -> Result<X509Certificate<'_>, AttestError> {
+    if cert_der.len() > MAX_CERT_LEN {
+        return Err(AttestError::Certificate(format!(
+            "{} bytes > {MAX_CERT_LEN}",
+            cert_der.len()
+        )));
+    }
+    let (rest, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| AttestError::Certificate(format!("DER parse: {e}")))?;
+    if !rest.is_empty() {
+        return Err(AttestError::Certificate(
+            "trailing bytes after certificate".into(),
+        ));
+    }
+    Ok(cert)
+}
+
+/// The certificate must use an Ed25519 key and Ed25519 signatures (what we generate; it also
+/// keeps the TLS signature check to one algorithm).
+fn ed25519_key(cert: &X509Certificate<'_>) -> Result<[u8; 32], AttestError> {
+    let spki = cert.public_key();
+    if spki.algorithm.algorithm != OID_SIG_ED25519 || spki.algorithm.parameters.is_some() {
+        return Err(AttestError::Certificate(format!(
+            "public key algorithm {} is not Ed25519",
+            spki.algorithm.algorithm
+        )));
+    }
+    if spki.subject_public_key.unused_bits != 0 {
+        return Err(AttestError::Certificate(
+            "malformed Ed25519 public key".into(),
+        ));
+    }
+    spki.subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| AttestError::Certificate("Ed25519 public key is not 32 bytes".into()))
+}
+
+/// Our three extensions, each at most once and critical.
+#[derive(Default)]
+struct RaTlsExtensions<'a> {
+    kind: Option<&'a [u8]>,
+    quote: Option<&'a [u8]>,
+    claims: Option<&'a [u8]>,
+}
+
+fn oid_is(oid: &Oid<'_>, ours: &[u64]) -> bool {
+    oid.iter().is_some_and(|arcs| arcs.eq(ours.iter().copied()))
+}
+
+fn ra_tls_extensions<'a>(cert: &X509Certificate<'a>) -> Result<RaTlsExtensions<'a>, AttestError> {
+    let mut found = RaTlsExtensions::default();
+    for ext in cert.extensions() {
+        let slot = if oid_is(&ext.oid, OID_EVIDENCE_KIND) {
+            &mut found.kind
+        } else if oid_is(&ext.oid, OID_QUOTE) {
+            &mut found.quote
+        } else if oid_is(&ext.oid, OID_CLAIMS) {
+            &mut found.claims
+        } else if ext.critical {
+            // X.509: a critical extension we do not understand means we must refuse.
+            return Err(AttestError::UnknownCriticalExtension(
+                ext.oid.to_id_string(),
+            ));
+        } else {
+            continue;
+        };
+        if !ext.critical {
+            return Err(AttestError::Certificate(format!(
+                "RA-TLS extension {} must be critical",
+                ext.oid.to_id_string()
+            )));
+        }
+        if slot.replace(ext.value).is_some() {
+            return Err(AttestError::Certificate(format!(
+                "duplicate extension {}",
+                ext.oid.to_id_string()
+            )));
+        }
+    }
+    Ok(found)
+}
+
+fn check_validity(cert: &X509Certificate<'_>, now: SystemTime) -> Result<(), AttestError> {
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => return Err(AttestError::NotYetValid),
+    };
+    let validity = cert.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(AttestError::NotYetValid);
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(AttestError::Expired);
+    }
+    Ok(())
+}
+
+/// Everything but the final policy decision. `now: None` skips the validity window (used after
+/// the handshake already checked it); `policy: Some` refuses disallowed kinds before any quote
+/// work, so a flood of certificates of a refused kind costs us no ECDSA verification.
+fn inspect(
+    cert_der: &[u8],
+    now: Option<SystemTime>,
+    policy: Option<&Policy>,
+) -> Result<PeerIdentity, AttestError> {
+    let cert = parse(cert_der)?;
+    let public_key = ed25519_key(&cert)?;
+    if cert.signature_algorithm.algorithm != OID_SIG_ED25519
+        || cert.tbs_certificate.signature.algorithm != OID_SIG_ED25519
+    {
+        return Err(AttestError::Certificate(
+            "signature algorithm is not Ed25519".into(),
+        ));
+    }
+    cert.verify_signature(None)
+        .map_err(|_| AttestError::BadCertificateSignature)?;
+    if let Some(now) = now {
+        check_validity(&cert, now)?;
+    }
+    let ext = ra_tls_extensions(&cert)?;
+
+    let kind = match ext
+        .kind
+        .ok_or(AttestError::MissingEvidence("evidence kind extension"))?
+    {
+        [b] => EvidenceKind::from_byte(*b)?,
+        other => {
+            return Err(AttestError::Certificate(format!(
+                "evidence kind extension has {} bytes, expected 1",
+                other.len()
+            )))
+        }
+    };
+    if let Some(policy) = policy {
+        policy.check_kind(kind)?;
+    }
+    let claims_raw = ext
+        .claims
+        .ok_or(AttestError::MissingEvidence("claims extension"))?;
+    let claims = Claims::decode(claims_raw)?;
+
+    let image_hash = match kind {
+        EvidenceKind::None => {
+            if ext.quote.is_some() {
+                return Err(AttestError::Certificate(
+                    "`none` evidence carries a quote".into(),
+                ));
+            }
+            None
+        }
+        EvidenceKind::Sim => {
+            let raw = ext
+                .quote
+                .ok_or(AttestError::MissingEvidence("quote extension"))?;
+            if raw.len() > MAX_QUOTE_LEN {
+                return Err(AttestError::quote(format!(
+                    "{} bytes > {MAX_QUOTE_LEN}",
+                    raw.len()
+                )));
+            }
+            let quote = sim::verify_quote(raw)?;
+            if quote.body.report_data != report_data(claims_raw) {
+                return Err(AttestError::ReportDataMismatch);
+            }
+            Some(quote.body.measurements().image_hash())
+        }
+    };
+    if claims.public_key != public_key {
+        return Err(AttestError::KeyBindingMismatch {
+            claimed: hex::encode(claims.public_key),
+            actual: hex::encode(public_key),
+        });
+    }
+    Ok(PeerIdentity {
+        kind,
+        public_key,
+        image_hash,
+    })
+}

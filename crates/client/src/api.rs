@@ -1,0 +1,305 @@
+//! The app-facing OpenAI-compatible HTTP API.
+
+use crate::errors::ApiError;
+use crate::request::{parse, ParsedRequest};
+use crate::Shared;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cocoon_proto::{
+    answer::Part, Answer, AnswerError, ClientRunRequest, ModelsRequest, MAX_BODY_BYTES,
+};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tonic::Streaming;
+
+/// Largest non-streaming answer the client buffers for an app.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .route("/jsonstats", get(jsonstats))
+        .fallback(fallback)
+        .layer(axum::middleware::map_response(cors))
+        .with_state(shared)
+}
+
+async fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization, X-Request-Id"),
+    );
+    response
+}
+
+async fn fallback(method: Method) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    ApiError::not_found("no such endpoint; see /v1/chat/completions, /v1/completions, /v1/models")
+        .into_response()
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let proxies = shared.links.count();
+    let status = if proxies > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"status": if proxies > 0 { "ok" } else { "no_proxy" }, "proxies": proxies})),
+    )
+        .into_response()
+}
+
+async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    let s = &shared.stats;
+    Json(json!({
+        "role": "client",
+        "name": shared.config.name,
+        "proxies": shared.links.endpoints(),
+        "stats": {
+            "requests": s.requests.load(Ordering::Relaxed),
+            "succeeded": s.succeeded.load(Ordering::Relaxed),
+            "failed": s.failed.load(Ordering::Relaxed),
+            "total_cost": s.total_cost.load(Ordering::Relaxed),
+        },
+    }))
+}
+
+async fn models(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        link.client.clone().models(ModelsRequest {}),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::from_network(
+            cocoon_proto::ErrorCode::Deadline as i32,
+            "proxy did not list models in time".into(),
+        )
+    })?
+    .map_err(|s| {
+        ApiError::from_network(
+            cocoon_proto::ErrorCode::Upstream as i32,
+            s.message().to_string(),
+        )
+    })?
+    .into_inner();
+    let data: Vec<_> = reply
+        .models
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.name, "object": "model", "created": 0, "owned_by": "cocoon",
+                "workers": m.workers, "min_coefficient": m.min_coefficient, "max_coefficient": m.max_coefficient,
+                "running_requests": m.running_requests, "max_running_requests": m.max_running_requests,
+                "model_ids": m.model_ids,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    inference(shared, "/v1/chat/completions", request).await
+}
+
+async fn completions(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    inference(shared, "/v1/completions", request).await
+}
+
+async fn inference(shared: Arc<Shared>, path: &'static str, request: Request) -> Response {
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let result = run(&shared, path, request).await;
+    if result.is_err() {
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn run(
+    shared: &Arc<Shared>,
+    path: &'static str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "request body is larger than the {MAX_BODY_BYTES}-byte limit or could not be read"
+            ))
+        })?;
+    let parsed = parse(&raw, &shared.config.defaults).map_err(ApiError::bad_request)?;
+    let deadline = Instant::now() + parsed.timeout;
+    let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
+    let ParsedRequest {
+        model,
+        stream,
+        max_tokens,
+        max_coefficient,
+        timeout,
+        body,
+    } = parsed;
+    let mut call = tonic::Request::new(ClientRunRequest {
+        request_id: rand::random::<[u8; 16]>().to_vec().into(),
+        path: path.to_string(),
+        model,
+        body: body.into(),
+        max_tokens,
+        max_coefficient,
+        timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        stream,
+    });
+    call.set_timeout(timeout);
+    let mut answers = tokio::time::timeout_at(deadline, link.client.clone().run(call))
+        .await
+        .map_err(|_| deadline_error())?
+        .map_err(|s| {
+            ApiError::from_network(
+                cocoon_proto::ErrorCode::Upstream as i32,
+                format!("proxy link failed: {}", s.message()),
+            )
+        })?
+        .into_inner();
+    let head = match next(&mut answers, deadline).await? {
+        Part::Head(h) => h,
+        Part::Error(e) => return Err(ApiError::from_network(e.code, e.message)),
+        _ => {
+            return Err(ApiError::from_network(
+                cocoon_proto::ErrorCode::Protocol as i32,
+                "answer did not start with a head".into(),
+            ))
+        }
+    };
+    let status = StatusCode::from_u16(u16::try_from(head.status).unwrap_or(502))
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = HeaderValue::from_str(&head.content_type)
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    if stream {
+        let body = Body::from_stream(relay_stream(shared.clone(), answers, deadline));
+        return Ok(Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+    }
+    let mut collected = Vec::new();
+    loop {
+        match next(&mut answers, deadline).await? {
+            Part::Chunk(c) => {
+                if collected.len() + c.data.len() > MAX_ANSWER_BYTES {
+                    return Err(ApiError::from_network(
+                        cocoon_proto::ErrorCode::Upstream as i32,
+                        "answer too large".into(),
+                    ));
+                }
+                collected.extend_from_slice(&c.data);
+            }
+            Part::End(end) => {
+                shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                break;
+            }
+            Part::Error(e) => return Err(ApiError::from_network(e.code, e.message)),
+            Part::Head(_) => {
+                return Err(ApiError::from_network(
+                    cocoon_proto::ErrorCode::Protocol as i32,
+                    "second answer head".into(),
+                ))
+            }
+        }
+    }
+    Ok(Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(collected))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+fn deadline_error() -> ApiError {
+    ApiError::from_network(
+        cocoon_proto::ErrorCode::Deadline as i32,
+        "request deadline passed".into(),
+    )
+}
+
+/// The next answer part, or the error the app should see.
+async fn next(answers: &mut Streaming<Answer>, deadline: Instant) -> Result<Part, ApiError> {
+    match tokio::time::timeout_at(deadline, answers.message()).await {
+        Err(_) => Err(deadline_error()),
+        Ok(Err(s)) => Err(ApiError::from_network(
+            cocoon_proto::ErrorCode::Upstream as i32,
+            format!("proxy link failed: {}", s.message()),
+        )),
+        Ok(Ok(None)) => Err(ApiError::from_network(
+            cocoon_proto::ErrorCode::Protocol as i32,
+            "answer ended early".into(),
+        )),
+        Ok(Ok(Some(Answer { part: None }))) => Err(ApiError::from_network(
+            cocoon_proto::ErrorCode::Protocol as i32,
+            "empty answer part".into(),
+        )),
+        Ok(Ok(Some(Answer { part: Some(p) }))) => Ok(p),
+    }
+}
+
+/// SSE body for the app: engine chunks as they come; a failure after the stream began
+/// becomes an error event (OpenAI style) and ends the stream at once.
+fn relay_stream(
+    shared: Arc<Shared>,
+    mut answers: Streaming<Answer>,
+    deadline: Instant,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    async_stream::stream! {
+        loop {
+            match next(&mut answers, deadline).await {
+                Ok(Part::Chunk(c)) => yield Ok(c.data),
+                Ok(Part::End(end)) => {
+                    shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                    return;
+                }
+                Ok(Part::Error(AnswerError { code, message, .. })) => {
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(error_event(&ApiError::from_network(code, message)));
+                    return;
+                }
+                Ok(Part::Head(_)) => {
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(error_event(&ApiError::from_network(cocoon_proto::ErrorCode::Protocol as i32, "second answer head".into())));
+                    return;
+                }
+                Err(e) => {
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(error_event(&e));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn error_event(e: &ApiError) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", e.body()))
+}

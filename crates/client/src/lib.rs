@@ -1,0 +1,156 @@
+//! The client: runs next to an app, exposes the OpenAI-compatible API, verifies proxies'
+//! attestation before sending anything, and streams answers back (DESIGN §1, §4).
+
+mod api;
+mod errors;
+mod links;
+mod request;
+
+pub use request::RequestDefaults;
+
+use cocoon_attest::{EvidenceKind, Identity, Measurements};
+use cocoon_chain::{Chain, Role};
+use cocoon_net::{LinkTiming, RegistryPolicy};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub name: String,
+    pub owner_address: String,
+    /// The app-facing API (default 127.0.0.1:10000).
+    pub http_listen: SocketAddr,
+    /// Proxy client endpoints (`host:port`); empty = all proxies in the registry.
+    pub proxies: Vec<String>,
+    pub max_pow_difficulty: u8,
+    pub reconnect_interval: Duration,
+    pub timing: LinkTiming,
+    pub defaults: RequestDefaults,
+    pub chain: Arc<dyn Chain>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("attestation: {0}")]
+    Attest(#[from] cocoon_attest::AttestError),
+    #[error("no proxies configured and none in the registry")]
+    NoProxies,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub total_cost: AtomicU64,
+}
+
+pub(crate) struct Shared {
+    pub config: Arc<ClientConfig>,
+    pub links: Arc<links::Links>,
+    pub stats: ClientStats,
+}
+
+impl Shared {
+    fn record_success(&self, cost: u64) {
+        self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+        self.stats.total_cost.fetch_add(cost, Ordering::Relaxed);
+    }
+}
+
+pub struct RunningClient {
+    pub http_addr: SocketAddr,
+    shared: Arc<Shared>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningClient {
+    /// Proxy links that completed their handshake.
+    pub fn ready_proxies(&self) -> usize {
+        self.shared.links.count()
+    }
+
+    pub fn stats(&self) -> &ClientStats {
+        &self.shared.stats
+    }
+}
+
+pub async fn start(
+    config: ClientConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningClient, ClientError> {
+    // Apps' machines are not TEEs: the client presents `none` evidence, still bound to its key.
+    let identity = Identity::generate(
+        EvidenceKind::None,
+        &Measurements::for_label("cocoon-client"),
+    )?;
+    let tls = identity.client_config(RegistryPolicy::new(config.chain.clone(), Role::Proxy))?;
+    let mut endpoints = config.proxies.clone();
+    if endpoints.is_empty() {
+        endpoints = config
+            .chain
+            .registry()
+            .proxies
+            .iter()
+            .map(|p| p.client_endpoint.clone())
+            .collect();
+    }
+    if endpoints.is_empty() {
+        return Err(ClientError::NoProxies);
+    }
+    let listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| ClientError::Bind {
+            addr: config.http_listen,
+            source,
+        })?;
+    let http_addr = listener.local_addr().unwrap_or(config.http_listen);
+    let config = Arc::new(config);
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        links: Default::default(),
+        stats: Default::default(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for endpoint in endpoints {
+        tasks.spawn(links::link_loop(
+            config.clone(),
+            shared.links.clone(),
+            endpoint,
+            tls.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let app = api::router(shared.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::warn!("client API server stopped: {e}");
+        }
+    });
+    tracing::info!(%http_addr, "client API listening");
+    let task = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
+    Ok(RunningClient {
+        http_addr,
+        shared,
+        task,
+    })
+}
+
+pub async fn run(config: ClientConfig, shutdown: CancellationToken) -> Result<(), ClientError> {
+    let running = start(config, shutdown).await?;
+    running.task.await.ok();
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! A whole Cocoon network in one process: local chain, proxy, workers, client and engines.
+//! `cocoon dev` runs it; integration tests start it on OS-chosen ports.
+
+use cocoon_attest::{EvidenceKind, Measurements};
+use cocoon_chain::{model_hash, Chain, LocalChain, ProxyEntry, Registry};
+use cocoon_client::{ClientConfig, RequestDefaults, RunningClient};
+use cocoon_engine::test_engine::{TestEngine, TestEngineConfig};
+use cocoon_engine::{Engine, HttpEngine};
+use cocoon_net::LinkTiming;
+use cocoon_proxy::{ProxyConfig, RunningProxy};
+use cocoon_worker::{RunningWorker, WorkerConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Sim measurement labels of the devnet images; their image hashes are allowlisted.
+pub const PROXY_IMAGE_LABEL: &str = "cocoon-proxy";
+pub const WORKER_IMAGE_LABEL: &str = "cocoon-worker";
+
+/// Which engine the devnet's workers call.
+#[derive(Clone, Debug)]
+pub enum EngineChoice {
+    /// One deterministic test engine per worker, in process, on loopback HTTP.
+    Test(TestEngineConfig),
+    /// An external OpenAI-compatible server, e.g. `http://127.0.0.1:8000/v1`.
+    External { base_url: String, model: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct DevnetConfig {
+    pub workers: usize,
+    pub engine: EngineChoice,
+    /// Client API address (`cocoon dev` uses 127.0.0.1:10000; tests port 0).
+    pub client_listen: SocketAddr,
+    /// Proxy ports: client link, worker link, HTTP stats. Port 0 = any.
+    pub proxy_client_listen: SocketAddr,
+    pub proxy_worker_listen: SocketAddr,
+    pub proxy_http_listen: Option<SocketAddr>,
+    pub pow_difficulty: u8,
+    /// Coefficient of each worker (×1000); missing entries use 1000.
+    pub coefficients: Vec<u32>,
+    pub max_active_requests: u32,
+    pub timing: LinkTiming,
+    pub engine_probe_interval: Duration,
+}
+
+impl DevnetConfig {
+    /// Everything on loopback with OS-chosen ports, fast probes: what tests want.
+    pub fn for_tests(workers: usize, engine: TestEngineConfig) -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        DevnetConfig {
+            workers,
+            engine: EngineChoice::Test(engine),
+            client_listen: any,
+            proxy_client_listen: any,
+            proxy_worker_listen: any,
+            proxy_http_listen: Some(any),
+            pow_difficulty: 4,
+            coefficients: Vec::new(),
+            max_active_requests: 64,
+            timing: LinkTiming::default(),
+            engine_probe_interval: Duration::from_millis(200),
+        }
+    }
+
+    fn model_name(&self) -> String {
+        match &self.engine {
+            EngineChoice::Test(c) => c
+                .models
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "test-model".into()),
+            EngineChoice::External { model, .. } => model.clone(),
+        }
+    }
+}
+
+/// The devnet's model id: the test engine has no weights file, so its hash part says so.
+pub fn dev_model_id(name: &str) -> String {
+    format!("{name}@dev:unverified")
+}
+
+/// The registry a devnet starts from: sim evidence allowed, devnet images and the model
+/// allowlisted, everything else production-strict.
+pub fn dev_registry(model_id: &str, pow_difficulty: u8) -> Registry {
+    let mut r = Registry {
+        allow_sim: true,
+        allow_none: false,
+        pow_difficulty,
+        ..Default::default()
+    };
+    r.proxy_image_hashes
+        .insert(Measurements::for_label(PROXY_IMAGE_LABEL).image_hash());
+    r.worker_image_hashes
+        .insert(Measurements::for_label(WORKER_IMAGE_LABEL).image_hash());
+    r.model_hashes.insert(model_hash(model_id));
+    r
+}
+
+pub struct Devnet {
+    pub api_url: String,
+    pub model: String,
+    pub chain: Arc<LocalChain>,
+    pub proxy: RunningProxy,
+    pub workers: Vec<RunningWorker>,
+    /// Test engines (one per worker) when the devnet runs the test engine.
+    pub engines: Vec<TestEngine>,
+    pub client: RunningClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    #[error("proxy: {0}")]
+    Proxy(#[from] cocoon_proxy::ProxyError),
+    #[error("worker: {0}")]
+    Worker(#[from] cocoon_worker::WorkerError),
+    #[error("client: {0}")]
+    Client(#[from] cocoon_client::ClientError),
+    #[error("engine: {0}")]
+    Engine(String),
+    #[error("chain: {0}")]
+    Chain(#[from] cocoon_chain::ChainError),
+    #[error("network not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+async fn start_test_engine(
+    config: &TestEngineConfig,
+    shutdown: &CancellationToken,
+) -> Result<(TestEngine, String), DevnetError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| DevnetError::Engine(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DevnetError::Engine(e.to_string()))?;
+    let engine = TestEngine::new(config.clone());
+    let serving = engine.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serving.serve(listener, stop).await {
+            tracing::warn!("test engine stopped: {e}");
+        }
+    });
+    Ok((engine, format!("http://{addr}/v1")))
+}
+
+/// Starts every part and returns once they are started (not necessarily connected:
+/// see [`Devnet::wait_ready`]).
+pub async fn start(
+    config: DevnetConfig,
+    shutdown: CancellationToken,
+) -> Result<Devnet, DevnetError> {
+    let model = config.model_name();
+    let model_id = dev_model_id(&model);
+    let chain = LocalChain::new(dev_registry(&model_id, config.pow_difficulty));
+    let dyn_chain: Arc<dyn Chain> = chain.clone();
+    let proxy = cocoon_proxy::start(
+        ProxyConfig {
+            name: "proxy-0".into(),
+            owner_address: "dev-proxy-owner".into(),
+            client_listen: config.proxy_client_listen,
+            worker_listen: config.proxy_worker_listen,
+            http_listen: config.proxy_http_listen,
+            evidence: EvidenceKind::Sim,
+            measurements: Measurements::for_label(PROXY_IMAGE_LABEL),
+            pow_difficulty: None,
+            timing: config.timing.clone(),
+            chain: dyn_chain.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    chain.update(|r| {
+        r.proxies.push(ProxyEntry {
+            name: "proxy-0".into(),
+            client_endpoint: proxy.client_addr.to_string(),
+            worker_endpoint: proxy.worker_addr.to_string(),
+        })
+    })?;
+    let mut engines = Vec::new();
+    let mut workers = Vec::new();
+    for i in 0..config.workers {
+        let engine: Arc<dyn Engine> = match &config.engine {
+            EngineChoice::Test(c) => {
+                let (engine, url) = start_test_engine(c, &shutdown).await?;
+                engines.push(engine);
+                Arc::new(
+                    HttpEngine::new(&url, None).map_err(|e| DevnetError::Engine(e.to_string()))?,
+                )
+            }
+            EngineChoice::External { base_url, .. } => Arc::new(
+                HttpEngine::new(base_url, None).map_err(|e| DevnetError::Engine(e.to_string()))?,
+            ),
+        };
+        workers.push(cocoon_worker::start(
+            WorkerConfig {
+                name: format!("worker-{i}"),
+                owner_address: format!("dev-worker-owner-{i}"),
+                model_id: model_id.clone(),
+                coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
+                max_active_requests: config.max_active_requests,
+                proxies: vec![proxy.worker_addr.to_string()],
+                evidence: EvidenceKind::Sim,
+                measurements: Measurements::for_label(WORKER_IMAGE_LABEL),
+                hardware: cocoon_worker::detect_hardware(),
+                max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
+                engine_probe_interval: config.engine_probe_interval,
+                reconnect_interval: Duration::from_millis(200),
+                timing: config.timing.clone(),
+                engine,
+                chain: dyn_chain.clone(),
+            },
+            shutdown.clone(),
+        )?);
+    }
+    let client = cocoon_client::start(
+        ClientConfig {
+            name: "client-0".into(),
+            owner_address: "dev-client-owner".into(),
+            http_listen: config.client_listen,
+            proxies: vec![proxy.client_addr.to_string()],
+            max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
+            reconnect_interval: Duration::from_millis(200),
+            timing: config.timing.clone(),
+            defaults: RequestDefaults::default(),
+            chain: dyn_chain,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    Ok(Devnet {
+        api_url: format!("http://{}/v1", client.http_addr),
+        model,
+        chain,
+        proxy,
+        workers,
+        engines,
+        client,
+    })
+}
+
+impl Devnet {
+    /// Waits until the client has a proxy link and every worker is enabled at the proxy.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), DevnetError> {
+        let start = tokio::time::Instant::now();
+        loop {
+            let proxies = self.client.ready_proxies();
+            let enabled = self.proxy.enabled_worker_count();
+            if proxies > 0 && enabled == self.workers.len() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(DevnetError::NotReady(
+                    timeout,
+                    format!(
+                        "{proxies} proxy links, {enabled}/{} workers enabled",
+                        self.workers.len()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}

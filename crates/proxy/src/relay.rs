@@ -1,0 +1,211 @@
+//! Running one request: admit it, choose a worker, relay the answer, price it.
+//! Parts are passed through as received (no re-encoding of bodies); only the final
+//! `end` part is completed with the cost.
+
+use crate::workers::Slot;
+use crate::Shared;
+use cocoon_ledger::TokenCounts;
+use cocoon_proto::{
+    answer::Part, Answer, AnswerError, ClientRunRequest, Cost, ErrorCode, WorkerRunRequest,
+    INFERENCE_PATHS, MAX_BODY_BYTES,
+};
+use futures::Stream;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::Status;
+
+/// Tries per request when a worker fails before answering (DESIGN §4 failure paths).
+const MAX_ATTEMPTS: usize = 2;
+/// Longest deadline a client may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+fn error(code: ErrorCode, message: impl Into<String>, stream_started: bool) -> Answer {
+    Answer {
+        part: Some(Part::Error(AnswerError {
+            code: code as i32,
+            message: message.into(),
+            usage: None,
+            stream_started,
+        })),
+    }
+}
+
+fn validate(req: &ClientRunRequest) -> Result<(), String> {
+    if !INFERENCE_PATHS.contains(&req.path.as_str()) {
+        return Err(format!(
+            "unsupported path {:?}",
+            cocoon_proto::bounded_text(&req.path)
+        ));
+    }
+    if req.model.is_empty() || req.model.len() > cocoon_proto::MAX_TEXT_BYTES {
+        return Err("model name must be 1..4096 bytes".into());
+    }
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(format!("body larger than {MAX_BODY_BYTES} bytes"));
+    }
+    if req.timeout_ms == 0 {
+        return Err("timeout must be positive".into());
+    }
+    Ok(())
+}
+
+/// Whether a failure before the first byte may be retried on another worker.
+fn retryable(code: i32) -> bool {
+    [
+        ErrorCode::Overloaded,
+        ErrorCode::NoCapacity,
+        ErrorCode::Upstream,
+    ]
+    .iter()
+    .any(|c| *c as i32 == code)
+}
+
+pub(crate) fn relay(
+    shared: Arc<Shared>,
+    req: ClientRunRequest,
+) -> impl Stream<Item = Result<Answer, Status>> + Send {
+    async_stream::stream! {
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Err(msg) = validate(&req) {
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            yield Ok(error(ErrorCode::BadRequest, msg, false));
+            return;
+        }
+        let timeout = Duration::from_millis(u64::from(req.timeout_ms)).min(MAX_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let mut tried = Vec::new();
+        let mut last_error = None;
+        while tried.len() < MAX_ATTEMPTS {
+            let slot: Slot = match shared.workers.choose(&req.model, req.max_coefficient, &tried) {
+                Ok(s) => s,
+                Err(no) => {
+                    // After a failed attempt, report what actually went wrong.
+                    let answer = last_error.take().unwrap_or_else(|| error(no.code, no.message, false));
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(answer);
+                    return;
+                }
+            };
+            let worker = slot.0.clone();
+            tried.push(worker.id);
+            let coefficient = worker.coefficient.load(Ordering::Relaxed);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // Leave the worker a little less than we have, so its deadline error reaches
+            // us before ours fires.
+            let worker_budget = remaining.mul_f64(0.95);
+            let mut call = tonic::Request::new(WorkerRunRequest {
+                request_id: rand::random::<[u8; 16]>().to_vec().into(),
+                path: req.path.clone(),
+                body: req.body.clone(),
+                max_tokens: req.max_tokens,
+                coefficient,
+                timeout_ms: u32::try_from(worker_budget.as_millis()).unwrap_or(u32::MAX).max(1),
+                stream: req.stream,
+                voucher: None,
+            });
+            call.set_timeout(remaining);
+            let started = tokio::time::timeout_at(deadline, worker.client.clone().run(call)).await;
+            let mut answers = match started {
+                Err(_) => {
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(error(ErrorCode::Deadline, "deadline passed before a worker answered", false));
+                    return;
+                }
+                Ok(Err(status)) => {
+                    worker.failed.fetch_add(1, Ordering::Relaxed);
+                    last_error = Some(error(ErrorCode::Upstream, format!("worker failed: {}", status.message()), false));
+                    continue;
+                }
+                Ok(Ok(response)) => response.into_inner(),
+            };
+            let mut head_sent = false;
+            loop {
+                let next = tokio::time::timeout_at(deadline, answers.message()).await;
+                let part = match next {
+                    Err(_) => {
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(error(ErrorCode::Deadline, "deadline passed while the worker was answering", head_sent));
+                        return;
+                    }
+                    Ok(Err(status)) => {
+                        worker.failed.fetch_add(1, Ordering::Relaxed);
+                        if !head_sent {
+                            last_error = Some(error(ErrorCode::Upstream, format!("worker link failed: {}", status.message()), false));
+                            break;
+                        }
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(error(ErrorCode::Upstream, "worker link lost mid-answer", true));
+                        return;
+                    }
+                    Ok(Ok(None)) => {
+                        worker.failed.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(error(ErrorCode::Protocol, "worker ended the answer without a result", head_sent));
+                        return;
+                    }
+                    Ok(Ok(Some(Answer { part: None }))) => {
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(error(ErrorCode::Protocol, "worker sent an empty answer part", head_sent));
+                        return;
+                    }
+                    Ok(Ok(Some(Answer { part: Some(p) }))) => p,
+                };
+                match part {
+                    Part::Head(h) => {
+                        if head_sent {
+                            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                            yield Ok(error(ErrorCode::Protocol, "worker sent two answer heads", true));
+                            return;
+                        }
+                        head_sent = true;
+                        yield Ok(Answer { part: Some(Part::Head(h)) });
+                    }
+                    Part::Chunk(c) if head_sent => yield Ok(Answer { part: Some(Part::Chunk(c)) }),
+                    Part::Chunk(_) => {
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(error(ErrorCode::Protocol, "worker sent a chunk before the head", false));
+                        return;
+                    }
+                    Part::End(mut end) => {
+                        let usage = end.usage.unwrap_or_default();
+                        let charge = shared.config.chain.registry().params.charge(
+                            TokenCounts {
+                                prompt: usage.prompt_tokens,
+                                cached: usage.cached_tokens,
+                                completion: usage.completion_tokens,
+                                reasoning: usage.reasoning_tokens,
+                            },
+                            coefficient,
+                        );
+                        end.coefficient = coefficient;
+                        end.cost = Some(Cost {
+                            prompt_cost: charge.prompt_cost,
+                            completion_cost: charge.completion_cost,
+                            total_cost: charge.total_cost,
+                            adjusted_tokens: charge.adjusted_tokens(),
+                        });
+                        worker.served.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.adjusted_tokens.fetch_add(charge.adjusted_tokens(), Ordering::Relaxed);
+                        yield Ok(Answer { part: Some(Part::End(end)) });
+                        return;
+                    }
+                    Part::Error(e) => {
+                        if !head_sent && retryable(e.code) {
+                            last_error = Some(Answer { part: Some(Part::Error(e)) });
+                            break;
+                        }
+                        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        yield Ok(Answer { part: Some(Part::Error(AnswerError { stream_started: head_sent, ..e })) });
+                        return;
+                    }
+                }
+            }
+            drop(slot);
+        }
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        yield Ok(last_error.unwrap_or_else(|| error(ErrorCode::NoCapacity, "no worker could take the request", false)));
+    }
+}

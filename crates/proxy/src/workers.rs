@@ -1,0 +1,238 @@
+//! The proxy's table of worker links and the choice of a worker for a request.
+
+use cocoon_proto::{worker_link_client::WorkerLinkClient, ErrorCode, HardwareProfile, ModelInfo};
+use rand::Rng;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// How long a model that lost all its workers is still reported as "busy" (503) rather
+/// than "unknown" (404).
+const MODEL_MEMORY: Duration = Duration::from_secs(600);
+
+/// One worker link as the proxy sees it.
+pub(crate) struct WorkerEntry {
+    pub id: u64,
+    pub name: String,
+    pub owner: String,
+    pub model_id: String,
+    pub base_model: String,
+    pub hardware: HardwareProfile,
+    pub max_active: u32,
+    pub coefficient: AtomicU32,
+    pub enabled: AtomicBool,
+    pub active: AtomicU32,
+    pub served: AtomicU64,
+    pub failed: AtomicU64,
+    pub client: WorkerLinkClient<Channel>,
+}
+
+/// Holds a request slot on a worker; released on drop, however the request ends.
+pub(crate) struct Slot(pub Arc<WorkerEntry>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct WorkerTable {
+    entries: RwLock<HashMap<u64, Arc<WorkerEntry>>>,
+    seen_models: Mutex<HashMap<String, Instant>>,
+}
+
+/// Why no worker could be chosen, as the app will see it.
+pub(crate) struct NoWorker {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl WorkerTable {
+    pub fn insert(&self, entry: Arc<WorkerEntry>) {
+        self.remember_model(&entry.base_model);
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.id, entry);
+    }
+
+    pub fn remove(&self, id: u64) {
+        let removed = self
+            .entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(e) = removed {
+            self.remember_model(&e.base_model);
+        }
+    }
+
+    fn remember_model(&self, model: &str) {
+        let mut seen = self.seen_models.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, t| t.elapsed() < MODEL_MEMORY);
+        seen.insert(model.to_string(), Instant::now());
+    }
+
+    fn snapshot(&self) -> Vec<Arc<WorkerEntry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Picks the least-loaded eligible worker (random among equals) and takes a slot on it.
+    pub fn choose(
+        &self,
+        model: &str,
+        max_coefficient: u32,
+        exclude: &[u64],
+    ) -> Result<Slot, NoWorker> {
+        let all: Vec<_> = self
+            .snapshot()
+            .into_iter()
+            .filter(|w| w.base_model == model)
+            .collect();
+        if all.is_empty() {
+            let recently = self
+                .seen_models
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(model)
+                .is_some_and(|t| t.elapsed() < MODEL_MEMORY);
+            return Err(if recently {
+                NoWorker {
+                    code: ErrorCode::NoCapacity,
+                    message: format!("no worker for model {model:?} is connected right now"),
+                }
+            } else {
+                NoWorker {
+                    code: ErrorCode::UnknownModel,
+                    message: format!("model {model:?} is not served by this network"),
+                }
+            });
+        }
+        let enabled: Vec<_> = all
+            .into_iter()
+            .filter(|w| w.enabled.load(Ordering::Relaxed) && !exclude.contains(&w.id))
+            .collect();
+        if enabled.is_empty() {
+            return Err(NoWorker {
+                code: ErrorCode::NoCapacity,
+                message: format!("no worker for model {model:?} is ready (none enabled)"),
+            });
+        }
+        let cheapest = enabled
+            .iter()
+            .map(|w| w.coefficient.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        if cheapest > max_coefficient {
+            return Err(NoWorker {
+                code: ErrorCode::TooExpensive,
+                message: format!(
+                    "every worker for model {model:?} costs more than max_coefficient {max_coefficient}; \
+                     the cheapest needs max_coefficient >= {cheapest}"
+                ),
+            });
+        }
+        let load = |w: &WorkerEntry| {
+            f64::from(w.active.load(Ordering::Relaxed)) / f64::from(w.max_active.max(1))
+        };
+        let free: Vec<_> = enabled
+            .into_iter()
+            .filter(|w| w.coefficient.load(Ordering::Relaxed) <= max_coefficient)
+            .filter(|w| w.active.load(Ordering::Relaxed) < w.max_active)
+            .collect();
+        let best = free.iter().map(|w| load(w)).fold(f64::INFINITY, f64::min);
+        let ties: Vec<_> = free.into_iter().filter(|w| load(w) <= best).collect();
+        if ties.is_empty() {
+            return Err(NoWorker {
+                code: ErrorCode::Overloaded,
+                message: format!("all workers for model {model:?} are busy"),
+            });
+        }
+        // Random among the least loaded, so idle traffic spreads instead of pinning one worker.
+        let pick = ties[rand::thread_rng().gen_range(0..ties.len())].clone();
+        pick.active.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot(pick))
+    }
+
+    /// `/v1/models` data: per base model, live counts and coefficient range.
+    pub fn models(&self) -> Vec<ModelInfo> {
+        let mut by_model: HashMap<String, ModelInfo> = HashMap::new();
+        for w in self.snapshot() {
+            let info = by_model
+                .entry(w.base_model.clone())
+                .or_insert_with(|| ModelInfo {
+                    name: w.base_model.clone(),
+                    min_coefficient: u32::MAX,
+                    ..Default::default()
+                });
+            if !info.model_ids.contains(&w.model_id) {
+                info.model_ids.push(w.model_id.clone());
+            }
+            if w.enabled.load(Ordering::Relaxed) {
+                let c = w.coefficient.load(Ordering::Relaxed);
+                info.workers += 1;
+                info.min_coefficient = info.min_coefficient.min(c);
+                info.max_coefficient = info.max_coefficient.max(c);
+                info.running_requests += w.active.load(Ordering::Relaxed);
+                info.max_running_requests += w.max_active;
+            }
+        }
+        let mut list: Vec<_> = by_model.into_values().collect();
+        for m in &mut list {
+            if m.workers == 0 {
+                m.min_coefficient = 0;
+            }
+        }
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub fn stats(&self) -> Vec<WorkerStat> {
+        let mut list: Vec<_> = self
+            .snapshot()
+            .iter()
+            .map(|w| WorkerStat {
+                id: w.id,
+                name: w.name.clone(),
+                owner: w.owner.clone(),
+                model_id: w.model_id.clone(),
+                gpu_model: w.hardware.gpu_model.clone(),
+                gpu_count: w.hardware.gpu_count,
+                coefficient: w.coefficient.load(Ordering::Relaxed),
+                enabled: w.enabled.load(Ordering::Relaxed),
+                active: w.active.load(Ordering::Relaxed),
+                max_active: w.max_active,
+                served: w.served.load(Ordering::Relaxed),
+                failed: w.failed.load(Ordering::Relaxed),
+            })
+            .collect();
+        list.sort_by_key(|w| w.id);
+        list
+    }
+}
+
+/// A worker's row in `/jsonstats`.
+#[derive(Serialize)]
+pub(crate) struct WorkerStat {
+    pub id: u64,
+    pub name: String,
+    pub owner: String,
+    pub model_id: String,
+    pub gpu_model: String,
+    pub gpu_count: u32,
+    pub coefficient: u32,
+    pub enabled: bool,
+    pub active: u32,
+    pub max_active: u32,
+    pub served: u64,
+    pub failed: u64,
+}

@@ -1,0 +1,218 @@
+//! The worker: dials proxies, proves its TEE, serves inference requests from an engine and
+//! reports exact token usage (DESIGN §4 "Worker joins a proxy", "A request").
+
+mod body;
+mod control;
+mod hardware;
+mod health;
+mod serve;
+
+pub use hardware::detect as detect_hardware;
+
+use cocoon_attest::{EvidenceKind, Identity, Measurements};
+use cocoon_chain::{Chain, Role};
+use cocoon_engine::Engine;
+use cocoon_net::{dial, serve_over, LinkTiming, RegistryPolicy};
+use cocoon_proto::{worker_link_server::WorkerLinkServer, HardwareProfile, MAX_MESSAGE_BYTES};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Everything a worker needs to run. Runtime handles (engine, chain) are part of it so that
+/// tests and `cocoon dev` can build whole networks in one process.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub owner_address: String,
+    /// Full model id `name@revision:weights_hash`; apps call it by `name`.
+    pub model_id: String,
+    /// Price coefficient ×1000.
+    pub coefficient: u32,
+    pub max_active_requests: u32,
+    /// Proxy endpoints (`host:port` of their worker listeners); empty = all in the registry.
+    pub proxies: Vec<String>,
+    pub evidence: EvidenceKind,
+    pub measurements: Measurements,
+    pub hardware: HardwareProfile,
+    pub max_pow_difficulty: u8,
+    pub engine_probe_interval: Duration,
+    pub reconnect_interval: Duration,
+    pub timing: LinkTiming,
+    pub engine: Arc<dyn Engine>,
+    pub chain: Arc<dyn Chain>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid model id {0:?}: expected name@revision:weights_hash")]
+    BadModelId(String),
+    #[error("attestation: {0}")]
+    Attest(#[from] cocoon_attest::AttestError),
+    #[error("no proxies configured and none in the registry")]
+    NoProxies,
+}
+
+/// Base model name apps use (`name` of `name@revision:hash`).
+pub fn base_model_name(model_id: &str) -> &str {
+    model_id.split('@').next().unwrap_or(model_id)
+}
+
+/// Counters for stats.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub requests: AtomicU64,
+    pub succeeded: AtomicU64,
+    pub failed: AtomicU64,
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub connected_proxies: AtomicU64,
+}
+
+/// State shared by every link and request of one worker.
+pub(crate) struct Shared {
+    pub config: WorkerConfig,
+    pub base_model: String,
+    pub engine: Arc<dyn Engine>,
+    /// Engine healthy and not disabled by the operator.
+    pub enabled: watch::Sender<bool>,
+    pub coefficient: watch::Sender<u32>,
+    pub operator_disabled: std::sync::atomic::AtomicBool,
+    pub engine_ok: std::sync::atomic::AtomicBool,
+    pub slots: Arc<Semaphore>,
+    pub stats: WorkerStats,
+    pub active: AtomicU32,
+}
+
+/// A started worker.
+pub struct RunningWorker {
+    shared: Arc<Shared>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats
+    }
+
+    /// Whether the worker currently offers itself to proxies.
+    pub fn is_enabled(&self) -> bool {
+        *self.shared.enabled.borrow()
+    }
+
+    /// Operator switch: a disabled worker finishes running requests but gets no new ones.
+    pub fn set_operator_disabled(&self, disabled: bool) {
+        self.shared
+            .operator_disabled
+            .store(disabled, Ordering::SeqCst);
+        health::recompute_enabled(&self.shared, None);
+    }
+
+    pub fn set_coefficient(&self, coefficient: u32) {
+        self.shared.coefficient.send_replace(coefficient);
+    }
+}
+
+/// Starts the worker's tasks and returns at once.
+pub fn start(
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<RunningWorker, WorkerError> {
+    if !config.model_id.contains('@') || base_model_name(&config.model_id).is_empty() {
+        return Err(WorkerError::BadModelId(config.model_id.clone()));
+    }
+    let identity = Identity::generate(config.evidence, &config.measurements)?;
+    let tls = identity.client_config(RegistryPolicy::new(config.chain.clone(), Role::Proxy))?;
+    let mut endpoints = config.proxies.clone();
+    if endpoints.is_empty() {
+        endpoints = config
+            .chain
+            .registry()
+            .proxies
+            .iter()
+            .map(|p| p.worker_endpoint.clone())
+            .collect();
+    }
+    if endpoints.is_empty() {
+        return Err(WorkerError::NoProxies);
+    }
+    let shared = Arc::new(Shared {
+        base_model: base_model_name(&config.model_id).to_string(),
+        engine: config.engine.clone(),
+        enabled: watch::channel(false).0,
+        coefficient: watch::channel(config.coefficient).0,
+        operator_disabled: Default::default(),
+        engine_ok: Default::default(),
+        slots: Arc::new(Semaphore::new(config.max_active_requests.max(1) as usize)),
+        stats: WorkerStats::default(),
+        active: AtomicU32::new(0),
+        config,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(health::probe_loop(shared.clone(), shutdown.clone()));
+    for endpoint in endpoints {
+        tasks.spawn(link_loop(
+            shared.clone(),
+            endpoint,
+            tls.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let task = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
+    Ok(RunningWorker { shared, task })
+}
+
+/// Runs the worker until `shutdown`.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let running = start(config, shutdown)?;
+    running.task.await.ok();
+    Ok(())
+}
+
+/// Keeps one link to one proxy up: dial, serve, and redial with backoff when it drops.
+async fn link_loop(
+    shared: Arc<Shared>,
+    endpoint: String,
+    tls: Arc<rustls::ClientConfig>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = shared.config.reconnect_interval;
+    while !shutdown.is_cancelled() {
+        let dialed = tokio::select! {
+            r = dial(&endpoint, tls.clone(), shared.config.max_pow_difficulty, &shared.config.timing) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match dialed {
+            Ok((stream, _peer)) => {
+                tracing::info!(proxy = %endpoint, "connected to proxy");
+                backoff = shared.config.reconnect_interval;
+                let link_closed = shutdown.child_token();
+                let service = serve::LinkService::new(shared.clone(), link_closed.clone());
+                let server = WorkerLinkServer::new(service)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                shared
+                    .stats
+                    .connected_proxies
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = serve_over(stream, server, &shared.config.timing, link_closed).await
+                {
+                    tracing::info!(proxy = %endpoint, "link closed: {e}");
+                }
+                shared
+                    .stats
+                    .connected_proxies
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(proxy = %endpoint, "cannot connect: {e}");
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
