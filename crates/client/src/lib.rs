@@ -93,7 +93,7 @@ pub async fn start(
         EvidenceKind::None,
         &Measurements::for_label("cocoon-client"),
     )?;
-    let tls = identity.client_config(RegistryPolicy::new(config.chain.clone(), Role::Proxy))?;
+    let tls = identity.client_config(RegistryPolicy::shared(config.chain.clone(), Role::Proxy))?;
     let mut endpoints = config.proxies.clone();
     if endpoints.is_empty() {
         endpoints = config

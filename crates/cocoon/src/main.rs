@@ -1,1 +1,167 @@
-fn main() {}
+//! `cocoon` — one binary for every role of the Cocoon network.
+
+mod config;
+mod dev;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "cocoon",
+    version,
+    about = "Cocoon: confidential, decentralized AI inference with an OpenAI-compatible API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a whole local network (chain, proxy, workers, client, engine) in one process.
+    Dev(dev::DevArgs),
+    /// Run an inference engine on its own.
+    Engine {
+        #[command(subcommand)]
+        kind: EngineKind,
+    },
+    /// Run a proxy from a TOML config file.
+    Proxy(ConfigArg),
+    /// Run a worker from a TOML config file.
+    Worker(ConfigArg),
+    /// Run a client (the OpenAI-compatible API for apps) from a TOML config file.
+    Client(ConfigArg),
+    /// Manage the local registry file that separate processes share.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Path to the role's TOML config (see README for the keys).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum EngineKind {
+    /// The deterministic test engine: an OpenAI-compatible server whose output is a pure
+    /// function of the request.
+    Test(dev::TestEngineArgs),
+}
+
+#[derive(Subcommand)]
+enum RegistryAction {
+    /// Write a devnet registry: sim evidence allowed, devnet images and the given models allowlisted.
+    Init {
+        /// Where to write the registry JSON.
+        #[arg(long)]
+        out: PathBuf,
+        /// Full model ids to allow (`name@revision:weights_hash`); repeatable.
+        #[arg(long = "model-id", required = true)]
+        model_ids: Vec<String>,
+        /// Proof-of-work difficulty proxies demand.
+        #[arg(long, default_value_t = cocoon_attest::pow::DEFAULT_DIFFICULTY)]
+        pow_difficulty: u8,
+        /// Proxies as NAME=CLIENT_ENDPOINT,WORKER_ENDPOINT; repeatable.
+        #[arg(long = "proxy")]
+        proxies: Vec<String>,
+    },
+}
+
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    cocoon_attest::ensure_crypto_provider();
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    match cli.command {
+        Command::Dev(args) => dev::run(args, shutdown).await,
+        Command::Engine {
+            kind: EngineKind::Test(args),
+        } => dev::run_test_engine(args, shutdown).await,
+        Command::Proxy(c) => Ok(cocoon_proxy::run(config::proxy(&c.config)?, shutdown).await?),
+        Command::Worker(c) => Ok(cocoon_worker::run(config::worker(&c.config)?, shutdown).await?),
+        Command::Client(c) => Ok(cocoon_client::run(config::client(&c.config)?, shutdown).await?),
+        Command::Registry {
+            action:
+                RegistryAction::Init {
+                    out,
+                    model_ids,
+                    pow_difficulty,
+                    proxies,
+                },
+        } => registry_init(out, model_ids, pow_difficulty, proxies),
+    }
+}
+
+fn registry_init(
+    out: PathBuf,
+    model_ids: Vec<String>,
+    pow_difficulty: u8,
+    proxies: Vec<String>,
+) -> Result<()> {
+    let mut registry = cocoon_devnet::dev_registry(&model_ids[0], pow_difficulty);
+    for id in &model_ids[1..] {
+        registry.model_hashes.insert(cocoon_chain::model_hash(id));
+    }
+    for p in proxies {
+        let (name, endpoints) = p
+            .split_once('=')
+            .context("--proxy must be NAME=CLIENT_ENDPOINT,WORKER_ENDPOINT")?;
+        let (client, worker) = endpoints
+            .split_once(',')
+            .context("--proxy must be NAME=CLIENT_ENDPOINT,WORKER_ENDPOINT")?;
+        registry.proxies.push(cocoon_chain::ProxyEntry {
+            name: name.into(),
+            client_endpoint: client.into(),
+            worker_endpoint: worker.into(),
+        });
+    }
+    cocoon_chain::LocalChain::write_file(&out, &registry)?;
+    println!(
+        "wrote registry {} (version {}, {} model(s), {} proxies)",
+        out.display(),
+        registry.version,
+        registry.model_hashes.len(),
+        registry.proxies.len()
+    );
+    Ok(())
+}

@@ -13,7 +13,7 @@ pub struct RegistryPolicy {
 }
 
 impl RegistryPolicy {
-    pub fn new(chain: Arc<dyn Chain>, role: Role) -> Arc<dyn PolicySource> {
+    pub fn shared(chain: Arc<dyn Chain>, role: Role) -> Arc<dyn PolicySource> {
         Arc::new(RegistryPolicy { chain, role })
     }
 }

@@ -134,7 +134,7 @@ pub async fn start(
 ) -> Result<RunningProxy, ProxyError> {
     let identity = Identity::generate(config.evidence, &config.measurements)?;
     let worker_tls = TlsAcceptor::from(
-        identity.server_config(RegistryPolicy::new(config.chain.clone(), Role::Worker))?,
+        identity.server_config(RegistryPolicy::shared(config.chain.clone(), Role::Worker))?,
     );
     let client_tls = TlsAcceptor::from(identity.server_config(client_peer_policy())?);
     let client_listener = bind(config.client_listen).await?;
@@ -189,6 +189,10 @@ pub async fn run(config: ProxyConfig, shutdown: CancellationToken) -> Result<(),
     Ok(())
 }
 
+/// Most simultaneous connections per listener (handshaking or established). Past it new
+/// connections are closed at once, so a flood costs bounded memory.
+const MAX_CONNECTIONS: usize = 20_000;
+
 #[derive(Clone, Copy, Debug)]
 enum Side {
     Worker,
@@ -202,6 +206,7 @@ async fn accept_loop(
     side: Side,
     shutdown: CancellationToken,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (tcp, from) = tokio::select! {
             r = listener.accept() => match r {
@@ -215,10 +220,19 @@ async fn accept_loop(
             },
             _ = shutdown.cancelled() => return,
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(?side, "connection limit reached; dropping new connection");
+            continue;
+        };
         let shared = shared.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let difficulty = shared.pow_difficulty();
             let stream = match accept(tcp, &tls, difficulty, &shared.config.timing).await {
                 Ok((stream, _peer)) => stream,

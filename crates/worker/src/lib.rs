@@ -123,7 +123,7 @@ pub fn start(
         return Err(WorkerError::BadModelId(config.model_id.clone()));
     }
     let identity = Identity::generate(config.evidence, &config.measurements)?;
-    let tls = identity.client_config(RegistryPolicy::new(config.chain.clone(), Role::Proxy))?;
+    let tls = identity.client_config(RegistryPolicy::shared(config.chain.clone(), Role::Proxy))?;
     let mut endpoints = config.proxies.clone();
     if endpoints.is_empty() {
         endpoints = config

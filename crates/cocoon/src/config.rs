@@ -1,0 +1,226 @@
+//! TOML configuration files for running each role as its own process
+//! (`cocoon proxy|worker|client --config FILE.toml`). Unknown keys are errors, so a typo
+//! never silently falls back to a default.
+
+use anyhow::{bail, Context, Result};
+use cocoon_attest::{EvidenceKind, Measurements};
+use cocoon_chain::{Chain, LocalChain};
+use cocoon_net::LinkTiming;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Relative paths inside a config file are relative to the file.
+fn resolve(config_path: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_path.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+fn open_chain(config_path: &Path, registry: &Path) -> Result<Arc<dyn Chain>> {
+    let path = resolve(config_path, registry);
+    Ok(LocalChain::open(&path)
+        .with_context(|| format!("cannot open registry {}", path.display()))?)
+}
+
+/// Optional `[link]` table: handshake timeout and keepalive of node links.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFile {
+    pub handshake_timeout_ms: Option<u64>,
+    pub keepalive_interval_ms: Option<u64>,
+    pub keepalive_timeout_ms: Option<u64>,
+}
+
+impl LinkFile {
+    fn timing(&self) -> Result<LinkTiming> {
+        let d = LinkTiming::default();
+        let ms = |v: Option<u64>, fallback: Duration| v.map_or(fallback, Duration::from_millis);
+        let t = LinkTiming {
+            handshake_timeout: ms(self.handshake_timeout_ms, d.handshake_timeout),
+            keepalive_interval: ms(self.keepalive_interval_ms, d.keepalive_interval),
+            keepalive_timeout: ms(self.keepalive_timeout_ms, d.keepalive_timeout),
+        };
+        if t.handshake_timeout.is_zero()
+            || t.keepalive_interval.is_zero()
+            || t.keepalive_timeout.is_zero()
+        {
+            bail!("[link] timeouts must be positive");
+        }
+        Ok(t)
+    }
+}
+
+fn default_evidence() -> EvidenceKind {
+    EvidenceKind::Sim
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyFile {
+    pub name: String,
+    pub owner_address: String,
+    /// Registry JSON file shared by the devnet's processes.
+    pub registry: PathBuf,
+    #[serde(default = "ports::proxy_client")]
+    pub client_listen: SocketAddr,
+    #[serde(default = "ports::proxy_worker")]
+    pub worker_listen: SocketAddr,
+    #[serde(default = "ports::proxy_http")]
+    pub http_listen: SocketAddr,
+    #[serde(default = "default_evidence")]
+    pub evidence: EvidenceKind,
+    /// Label the `sim` TEE derives its measurements from.
+    #[serde(default = "labels::proxy")]
+    pub image_label: String,
+    pub pow_difficulty: Option<u8>,
+    #[serde(default)]
+    pub link: LinkFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerFile {
+    pub name: String,
+    pub owner_address: String,
+    pub registry: PathBuf,
+    pub model_id: String,
+    /// OpenAI-compatible base URL of the engine, e.g. http://127.0.0.1:8000/v1.
+    pub engine_url: String,
+    #[serde(default = "defaults::coefficient")]
+    pub coefficient: u32,
+    #[serde(default = "defaults::max_active")]
+    pub max_active_requests: u32,
+    /// Proxy worker endpoints; empty = every proxy in the registry.
+    #[serde(default)]
+    pub proxies: Vec<String>,
+    #[serde(default = "default_evidence")]
+    pub evidence: EvidenceKind,
+    #[serde(default = "labels::worker")]
+    pub image_label: String,
+    #[serde(default = "defaults::max_pow")]
+    pub max_pow_difficulty: u8,
+    #[serde(default)]
+    pub link: LinkFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientFile {
+    pub name: String,
+    pub owner_address: String,
+    pub registry: PathBuf,
+    #[serde(default = "ports::client_http")]
+    pub http_listen: SocketAddr,
+    /// Proxy client endpoints; empty = every proxy in the registry.
+    #[serde(default)]
+    pub proxies: Vec<String>,
+    #[serde(default = "defaults::max_pow")]
+    pub max_pow_difficulty: u8,
+    #[serde(default)]
+    pub link: LinkFile,
+}
+
+mod ports {
+    use std::net::SocketAddr;
+    pub fn proxy_http() -> SocketAddr {
+        ([127, 0, 0, 1], 11000).into()
+    }
+    pub fn proxy_worker() -> SocketAddr {
+        ([127, 0, 0, 1], 11001).into()
+    }
+    pub fn proxy_client() -> SocketAddr {
+        ([127, 0, 0, 1], 11002).into()
+    }
+    pub fn client_http() -> SocketAddr {
+        ([127, 0, 0, 1], 10000).into()
+    }
+}
+
+mod labels {
+    pub fn proxy() -> String {
+        cocoon_devnet::PROXY_IMAGE_LABEL.into()
+    }
+    pub fn worker() -> String {
+        cocoon_devnet::WORKER_IMAGE_LABEL.into()
+    }
+}
+
+mod defaults {
+    pub fn coefficient() -> u32 {
+        1000
+    }
+    pub fn max_active() -> u32 {
+        64
+    }
+    pub fn max_pow() -> u8 {
+        cocoon_attest::pow::CLIENT_MAX_DIFFICULTY
+    }
+}
+
+pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
+    let f: ProxyFile = read(path)?;
+    Ok(cocoon_proxy::ProxyConfig {
+        chain: open_chain(path, &f.registry)?,
+        name: f.name,
+        owner_address: f.owner_address,
+        client_listen: f.client_listen,
+        worker_listen: f.worker_listen,
+        http_listen: Some(f.http_listen),
+        evidence: f.evidence,
+        measurements: Measurements::for_label(&f.image_label),
+        pow_difficulty: f.pow_difficulty,
+        timing: f.link.timing()?,
+    })
+}
+
+pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
+    let f: WorkerFile = read(path)?;
+    if f.max_active_requests == 0 {
+        bail!("max_active_requests must be at least 1");
+    }
+    let engine = cocoon_engine::HttpEngine::new(&f.engine_url, None)
+        .with_context(|| format!("bad engine_url {:?}", f.engine_url))?;
+    Ok(cocoon_worker::WorkerConfig {
+        chain: open_chain(path, &f.registry)?,
+        name: f.name,
+        owner_address: f.owner_address,
+        model_id: f.model_id,
+        coefficient: f.coefficient,
+        max_active_requests: f.max_active_requests,
+        proxies: f.proxies,
+        evidence: f.evidence,
+        measurements: Measurements::for_label(&f.image_label),
+        hardware: cocoon_worker::detect_hardware(),
+        max_pow_difficulty: f.max_pow_difficulty,
+        engine_probe_interval: Duration::from_secs(1),
+        reconnect_interval: Duration::from_millis(500),
+        timing: f.link.timing()?,
+        engine: Arc::new(engine),
+    })
+}
+
+pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
+    let f: ClientFile = read(path)?;
+    Ok(cocoon_client::ClientConfig {
+        chain: open_chain(path, &f.registry)?,
+        name: f.name,
+        owner_address: f.owner_address,
+        http_listen: f.http_listen,
+        proxies: f.proxies,
+        max_pow_difficulty: f.max_pow_difficulty,
+        reconnect_interval: Duration::from_millis(500),
+        timing: f.link.timing()?,
+        defaults: cocoon_client::RequestDefaults::default(),
+    })
+}

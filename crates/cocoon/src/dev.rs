@@ -1,0 +1,146 @@
+//! `cocoon dev` and `cocoon engine test`.
+
+use anyhow::{bail, Context, Result};
+use cocoon_devnet::{DevnetConfig, EngineChoice};
+use cocoon_engine::test_engine::{TestEngine, TestEngineConfig};
+use cocoon_net::LinkTiming;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct DevArgs {
+    /// Number of workers.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// `test` for the built-in deterministic test engine, or the base URL of any
+    /// OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, default_value = "test")]
+    engine: String,
+    /// Model name apps use (for an external engine: the name it serves).
+    #[arg(long, default_value = "test-model")]
+    model: String,
+    /// Client API port (the proxy uses 11000-11002 unless --any-ports).
+    #[arg(long, default_value_t = 10000)]
+    port: u16,
+    /// Let the OS choose the proxy's ports (run several devnets side by side).
+    #[arg(long)]
+    any_ports: bool,
+    /// Proof-of-work difficulty the proxy demands before TLS.
+    #[arg(long, default_value_t = cocoon_attest::pow::DEFAULT_DIFFICULTY)]
+    pow_difficulty: u8,
+    #[command(flatten)]
+    test_engine: TestEngineShape,
+}
+
+/// Shape of the test engine's answers.
+#[derive(clap::Args, Clone)]
+pub struct TestEngineShape {
+    /// Chunks per answer (capped by max_tokens).
+    #[arg(long, default_value_t = 8)]
+    chunks: u32,
+    /// Bytes of text per chunk.
+    #[arg(long, default_value_t = 16)]
+    chunk_size: usize,
+    /// Delay before each chunk, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+}
+
+#[derive(clap::Args)]
+pub struct TestEngineArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Model names to serve; repeatable.
+    #[arg(long = "model", default_value = "test-model")]
+    models: Vec<String>,
+    #[command(flatten)]
+    shape: TestEngineShape,
+}
+
+fn engine_config(models: Vec<String>, shape: &TestEngineShape) -> TestEngineConfig {
+    TestEngineConfig {
+        models,
+        chunks: shape.chunks,
+        chunk_size: shape.chunk_size,
+        chunk_delay: Duration::from_millis(shape.chunk_delay_ms),
+    }
+}
+
+pub async fn run_test_engine(args: TestEngineArgs, shutdown: CancellationToken) -> Result<()> {
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    println!(
+        "test engine serving {:?} on http://{}/v1",
+        args.models,
+        listener.local_addr()?
+    );
+    TestEngine::new(engine_config(args.models, &args.shape))
+        .serve(listener, shutdown)
+        .await?;
+    Ok(())
+}
+
+pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let engine = if args.engine == "test" {
+        EngineChoice::Test(engine_config(vec![args.model.clone()], &args.test_engine))
+    } else if args.engine.starts_with("http://") {
+        EngineChoice::External {
+            base_url: args.engine.clone(),
+            model: args.model.clone(),
+        }
+    } else {
+        bail!(
+            "--engine must be `test` or an http:// base URL, got {:?}",
+            args.engine
+        );
+    };
+    let local = |port: u16| -> SocketAddr {
+        ([127, 0, 0, 1], if args.any_ports { 0 } else { port }).into()
+    };
+    let config = DevnetConfig {
+        workers: args.workers,
+        engine,
+        client_listen: ([127, 0, 0, 1], args.port).into(),
+        proxy_client_listen: local(11002),
+        proxy_worker_listen: local(11001),
+        proxy_http_listen: Some(local(11000)),
+        pow_difficulty: args.pow_difficulty,
+        coefficients: Vec::new(),
+        max_active_requests: 64,
+        timing: LinkTiming::default(),
+        engine_probe_interval: Duration::from_secs(1),
+    };
+    let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
+    eprintln!("waiting for the network to connect ...");
+    devnet.wait_ready(Duration::from_secs(60)).await?;
+    println!(
+        "Cocoon devnet is up: 1 proxy, {} worker(s), model {:?}",
+        devnet.workers.len(),
+        devnet.model
+    );
+    println!("OpenAI API base URL: {}", devnet.api_url);
+    if let Some(http) = devnet.proxy.http_addr {
+        println!("Proxy stats: http://{http}/jsonstats");
+    }
+    println!();
+    println!(
+        "curl -s {}/chat/completions -H 'Content-Type: application/json' -d '{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true}}'",
+        devnet.api_url, devnet.model
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+    shutdown.cancelled().await;
+    // Give tasks a moment to close links cleanly.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(())
+}
