@@ -23,9 +23,9 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat).options(preflight))
+        .route("/v1/completions", post(completions).options(preflight))
+        .route("/v1/models", get(models).options(preflight))
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
         .fallback(fallback)
@@ -48,6 +48,11 @@ async fn cors(mut response: Response) -> Response {
         HeaderValue::from_static("Content-Type, Authorization, X-Request-Id"),
     );
     response
+}
+
+/// Browsers send a CORS preflight before a cross-origin POST; the `cors` layer adds the headers.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn fallback(method: Method) -> Response {

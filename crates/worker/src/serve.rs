@@ -139,6 +139,14 @@ fn relay(
             }
             Ok(Ok(r)) => r,
         };
+        if response.status >= 500 {
+            // A server-side engine failure is this worker's problem, not the request's:
+            // report it as an error before any byte so the proxy retries elsewhere.
+            shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            let message = format!("engine answered HTTP {}", response.status);
+            yield Ok(error_answer(ErrorCode::Upstream, &message, false));
+            return;
+        }
         yield Ok(Answer { part: Some(Part::Head(AnswerHead {
             status: u32::from(response.status),
             content_type: response.content_type.clone().unwrap_or_else(|| "application/json".into()),

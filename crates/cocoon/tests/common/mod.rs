@@ -72,3 +72,80 @@ pub fn sse_events(text: &str) -> Vec<String> {
         .filter_map(|e| e.trim().strip_prefix("data:").map(|d| d.trim().to_string()))
         .collect()
 }
+
+/// Polls `check` every 20 ms until it returns true or `within` passes; returns whether it held.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts `body` is an OpenAI error object `{"error":{"message","type","code"}}` with `code`,
+/// and returns its message.
+pub fn assert_openai_error(body: &Value, code: &str) -> String {
+    let err = &body["error"];
+    assert!(err.is_object(), "not an OpenAI error body: {body}");
+    let message = err["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error.message is not a string: {body}"));
+    assert!(!message.is_empty(), "empty error message: {body}");
+    assert!(
+        err["type"].is_string(),
+        "error.type is not a string: {body}"
+    );
+    assert_eq!(err["code"], code, "unexpected error code: {body}");
+    message.to_string()
+}
+
+/// Starts a test engine on a loopback port; returns it and its `/v1` base URL.
+pub async fn spawn_test_engine(
+    config: TestEngineConfig,
+    shutdown: &CancellationToken,
+) -> (cocoon_engine::test_engine::TestEngine, String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("engine port");
+    let addr = listener.local_addr().expect("engine address");
+    let engine = cocoon_engine::test_engine::TestEngine::new(config);
+    tokio::spawn(engine.clone().serve(listener, shutdown.clone()));
+    (engine, format!("http://{addr}/v1"))
+}
+
+/// Config of a worker outside the devnet's own set, dialing the devnet's proxy with its own
+/// test engine. Callers tweak model id, measurements etc. before `cocoon_worker::start`.
+pub async fn extra_worker_config(
+    net: &Net,
+    name: &str,
+    engine: TestEngineConfig,
+) -> (
+    cocoon_worker::WorkerConfig,
+    cocoon_engine::test_engine::TestEngine,
+) {
+    let (engine, url) = spawn_test_engine(engine, &net.shutdown).await;
+    let http = cocoon_engine::HttpEngine::new(&url, None).expect("engine url");
+    let config = cocoon_worker::WorkerConfig {
+        name: name.to_string(),
+        owner_address: format!("{name}-owner"),
+        model_id: cocoon_devnet::dev_model_id(&net.devnet.model),
+        coefficient: 1000,
+        max_active_requests: 8,
+        proxies: vec![net.devnet.proxy.worker_addr.to_string()],
+        evidence: cocoon_attest::EvidenceKind::Sim,
+        measurements: cocoon_attest::Measurements::for_label(cocoon_devnet::WORKER_IMAGE_LABEL),
+        hardware: cocoon_worker::detect_hardware(),
+        max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
+        engine_probe_interval: Duration::from_millis(100),
+        reconnect_interval: Duration::from_millis(100),
+        timing: cocoon_net::LinkTiming::default(),
+        engine: std::sync::Arc::new(http),
+        chain: net.devnet.chain.clone(),
+    };
+    (config, engine)
+}
