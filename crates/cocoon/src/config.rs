@@ -104,6 +104,9 @@ pub struct WorkerFile {
     /// Proxy worker endpoints; empty = every proxy in the registry.
     #[serde(default)]
     pub proxies: Vec<String>,
+    /// Health and stats (`/healthz`, `/jsonstats`).
+    #[serde(default = "ports::worker_http")]
+    pub http_listen: SocketAddr,
     #[serde(default = "default_evidence")]
     pub evidence: EvidenceKind,
     #[serde(default = "labels::worker")]
@@ -141,6 +144,9 @@ mod ports {
     }
     pub fn proxy_client() -> SocketAddr {
         ([127, 0, 0, 1], 11002).into()
+    }
+    pub fn worker_http() -> SocketAddr {
+        ([127, 0, 0, 1], 12000).into()
     }
     pub fn client_http() -> SocketAddr {
         ([127, 0, 0, 1], 10000).into()
@@ -199,6 +205,7 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
         coefficient: f.coefficient,
         max_active_requests: f.max_active_requests,
         proxies: f.proxies,
+        http_listen: Some(f.http_listen),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),
         hardware: cocoon_worker::detect_hardware(),

@@ -114,6 +114,12 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         proxy_client_listen: local(11002),
         proxy_worker_listen: local(11001),
         proxy_http_listen: Some(local(11000)),
+        // Port 12000 (+10·N) is the reference's; with one worker we use it, else any.
+        worker_http_listen: Some(if args.workers == 1 {
+            local(12000)
+        } else {
+            local(0)
+        }),
         pow_difficulty: args.pow_difficulty,
         coefficients: Vec::new(),
         max_active_requests: 64,

@@ -111,6 +111,7 @@ async fn cluster(link: &str) -> Cluster {
     tokio::spawn(engine.clone().serve(listener, shutdown.clone()));
 
     let (client_port, worker_port, http_port) = (free_port(), free_port(), free_port());
+    let worker_http_port = free_port();
     let mut registry = cocoon_devnet::dev_registry(MODEL_ID, 4);
     registry.proxies.push(ProxyEntry {
         name: "proxy-0".into(),
@@ -131,7 +132,7 @@ async fn cluster(link: &str) -> Cluster {
         &dir.join("worker.toml"),
         &format!(
             "name = \"worker-0\"\nowner_address = \"w\"\nregistry = \"registry.json\"\nmodel_id = \"{MODEL_ID}\"\n\
-             engine_url = \"{engine_url}\"\n{link}"
+             engine_url = \"{engine_url}\"\nhttp_listen = \"127.0.0.1:{worker_http_port}\"\n{link}"
         ),
     );
     let proxy = Proc::spawn(&[

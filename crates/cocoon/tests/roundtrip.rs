@@ -147,6 +147,28 @@ async fn models_lists_live_workers_and_coefficients() {
     assert_eq!(m["max_coefficient"], 1500);
     let health = net.http.get(net.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    for worker in &net.devnet.workers {
+        let base = format!("http://{}", worker.http_addr.expect("worker http on"));
+        let health = net
+            .http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let stats: Value = net
+            .http
+            .get(format!("{base}/jsonstats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["role"], "worker");
+        assert_eq!(stats["enabled"], true);
+        assert_eq!(stats["stats"]["connected_proxies"], 1);
+    }
 }
 
 #[tokio::test]

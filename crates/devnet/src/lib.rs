@@ -38,6 +38,8 @@ pub struct DevnetConfig {
     pub proxy_client_listen: SocketAddr,
     pub proxy_worker_listen: SocketAddr,
     pub proxy_http_listen: Option<SocketAddr>,
+    /// Workers' HTTP stats port; with several workers only port 0 (any) makes sense.
+    pub worker_http_listen: Option<SocketAddr>,
     pub pow_difficulty: u8,
     /// Coefficient of each worker (×1000); missing entries use 1000.
     pub coefficients: Vec<u32>,
@@ -57,6 +59,7 @@ impl DevnetConfig {
             proxy_client_listen: any,
             proxy_worker_listen: any,
             proxy_http_listen: Some(any),
+            worker_http_listen: Some(any),
             pow_difficulty: 4,
             coefficients: Vec::new(),
             max_active_requests: 64,
@@ -203,6 +206,7 @@ pub async fn start(
                 coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
                 max_active_requests: config.max_active_requests,
                 proxies: vec![proxy.worker_addr.to_string()],
+                http_listen: config.worker_http_listen,
                 evidence: EvidenceKind::Sim,
                 measurements: Measurements::for_label(WORKER_IMAGE_LABEL),
                 hardware: cocoon_worker::detect_hardware(),

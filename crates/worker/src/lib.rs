@@ -5,6 +5,7 @@ mod body;
 mod control;
 mod hardware;
 mod health;
+mod http;
 mod serve;
 
 pub use hardware::detect as detect_hardware;
@@ -33,6 +34,8 @@ pub struct WorkerConfig {
     pub max_active_requests: u32,
     /// Proxy endpoints (`host:port` of their worker listeners); empty = all in the registry.
     pub proxies: Vec<String>,
+    /// Health and stats over plain HTTP (default port 12000); None = off.
+    pub http_listen: Option<std::net::SocketAddr>,
     pub evidence: EvidenceKind,
     pub measurements: Measurements,
     pub hardware: HardwareProfile,
@@ -52,6 +55,11 @@ pub enum WorkerError {
     Attest(#[from] cocoon_attest::AttestError),
     #[error("no proxies configured and none in the registry")]
     NoProxies,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Base model name apps use (`name` of `name@revision:hash`).
@@ -88,6 +96,8 @@ pub(crate) struct Shared {
 /// A started worker.
 pub struct RunningWorker {
     shared: Arc<Shared>,
+    /// Where the worker's health/stats HTTP server listens, if on.
+    pub http_addr: Option<std::net::SocketAddr>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -137,6 +147,8 @@ pub fn start(
     if endpoints.is_empty() {
         return Err(WorkerError::NoProxies);
     }
+    let http_listener = config.http_listen.map(bind_http).transpose()?;
+    let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     let shared = Arc::new(Shared {
         base_model: base_model_name(&config.model_id).to_string(),
         engine: config.engine.clone(),
@@ -151,6 +163,9 @@ pub fn start(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(shared.clone(), shutdown.clone()));
+    if let Some(listener) = http_listener {
+        tasks.spawn(http::serve(shared.clone(), listener, shutdown.clone()));
+    }
     for endpoint in endpoints {
         tasks.spawn(link_loop(
             shared.clone(),
@@ -160,7 +175,21 @@ pub fn start(
         ));
     }
     let task = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
-    Ok(RunningWorker { shared, task })
+    Ok(RunningWorker {
+        shared,
+        task,
+        http_addr,
+    })
+}
+
+/// Binds without awaiting so that `start` can stay synchronous.
+fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, WorkerError> {
+    let bind = || {
+        let std_listener = std::net::TcpListener::bind(addr)?;
+        std_listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(std_listener)
+    };
+    bind().map_err(|source| WorkerError::Bind { addr, source })
 }
 
 /// Runs the worker until `shutdown`.
