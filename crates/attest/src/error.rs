@@ -23,7 +23,7 @@ pub enum AttestError {
     #[error("unknown evidence kind {0}")]
     UnknownEvidenceKind(u8),
     /// Unknown evidence kind name (config, CLI).
-    #[error("unknown evidence kind `{0}` (expected none or sim)")]
+    #[error("unknown evidence kind `{0}` (expected none, sim or tdx)")]
     UnknownEvidenceKindName(String),
     /// The quote is malformed or not of the expected type (layout, lengths, version, TEE type...).
     #[error("bad quote: {0}")]
@@ -61,6 +61,51 @@ pub enum AttestError {
     /// Local key or certificate generation failed.
     #[error("key generation: {0}")]
     KeyGen(String),
+    /// The TD's MRTD is not in the policy's allowlist.
+    #[error("MRTD {mrtd} is not allowed by policy")]
+    MrtdNotAllowed { mrtd: String },
+    /// The TD's RTMR0-3 set is not in the policy's allowlist.
+    #[error("RTMR set is not allowed by policy (RTMR0 {rtmr0})")]
+    RtmrNotAllowed { rtmr0: String },
+    /// The quote's certificate chain ends in a root whose key id is not pinned by the policy.
+    #[error("quote certificate chain ends in untrusted root key id {id}")]
+    UntrustedRoot { id: String },
+    /// The quote's certificate chain is malformed, expired or does not verify.
+    #[error("quote certificate chain: {0}")]
+    BadCertChain(String),
+    /// The collateral (TCB info, QE identity, CRLs) is not yet valid at the verification time.
+    #[error("collateral not yet valid: valid from {not_before}, verification time {now}")]
+    CollateralNotYetValid { not_before: u64, now: u64 },
+    /// The collateral expired before the verification time.
+    #[error("collateral expired: valid until {not_after}, verification time {now}")]
+    CollateralExpired { not_after: u64, now: u64 },
+    /// DCAP refused the collateral itself (expired CRL or certificate, bad signature...).
+    #[error("collateral rejected: {0}")]
+    CollateralRejected(String),
+    /// The collateral is unreadable or malformed.
+    #[error("bad collateral: {0}")]
+    BadCollateral(String),
+    /// The policy has no collateral source, so real TDX quotes cannot be verified.
+    #[error("no DCAP collateral source configured for tdx evidence")]
+    NoCollateral,
+    /// The platform's TCB matches no level in Intel's TCB info.
+    #[error("no matching TCB level (platform TCB unknown to the collateral)")]
+    TcbLevelNotFound,
+    /// The platform's TCB status is not accepted by the policy.
+    #[error("TCB status {status} is not allowed by policy (advisories: {advisories})")]
+    TcbStatusNotAllowed { status: String, advisories: String },
+    /// The TD runs in debug mode: its memory is readable by the host.
+    #[error("TD is in debug mode")]
+    DebugTd,
+    /// Any other DCAP verification failure (QE report, PCK chain, FMSPC...), with dcap-qvl's reason.
+    #[error("DCAP verification failed: {0}")]
+    DcapVerification(String),
+    /// Real quote generation is impossible here (not inside a TDX guest, no configfs-tsm...).
+    #[error("cannot generate a TDX quote: {0}")]
+    NotInTd(String),
+    /// The configfs-tsm interface failed while generating a quote.
+    #[error("TDX quote generation failed: {0}")]
+    QuoteGeneration(String),
 }
 
 impl AttestError {

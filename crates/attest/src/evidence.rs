@@ -1,7 +1,9 @@
 //! Evidence generation: our Ed25519 key and the self-signed RA-TLS certificate carrying the
-//! evidence kind, quote and claims extensions (layout in the crate docs).
+//! evidence kind, quote and claims extensions (layout in the crate docs). An [`Identity`] can be
+//! renewed in place ([`Identity::renew`]): TLS configs built from it present the current
+//! certificate on every new handshake, established connections are untouched.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use rand::RngCore;
@@ -11,7 +13,8 @@ use rustls::sign::CertifiedKey;
 use time::{Duration, OffsetDateTime};
 
 use crate::claims::{report_data, Claims};
-use crate::{sim, AttestError, EvidenceKind, Measurements};
+use crate::td_quote::TdQuote;
+use crate::{sim, tsm, AttestError, EvidenceKind, Measurements};
 use crate::{OID_CLAIMS, OID_EVIDENCE_KIND, OID_QUOTE};
 
 /// Certificates are short-lived (DESIGN §5): renew before [`Identity::expires_at`].
@@ -19,16 +22,25 @@ pub const CERT_VALIDITY: Duration = Duration::days(1);
 /// Back-dating tolerates peers whose clocks run a little behind ours.
 pub const CERT_BACKDATE: Duration = Duration::minutes(5);
 
-/// Our TLS key and RA-TLS certificate. Cheap to clone.
+/// Our TLS key and RA-TLS certificate. Cheap to clone; clones share the current certificate, so
+/// [`Identity::renew`] on one is seen by all (and by the TLS configs built from any of them).
 #[derive(Clone)]
-pub struct Identity(pub(crate) Arc<Inner>);
+pub struct Identity(pub(crate) Arc<Shared>);
 
+pub(crate) struct Shared {
+    kind: EvidenceKind,
+    measurements: Measurements,
+    binding: Binding,
+    current: RwLock<Arc<Inner>>,
+}
+
+/// One generation of key and certificate.
 pub(crate) struct Inner {
-    pub(crate) kind: EvidenceKind,
     pub(crate) public_key: [u8; 32],
     pub(crate) image_hash: Option<[u8; 32]>,
     pub(crate) cert: CertificateDer<'static>,
     pub(crate) certified: Arc<CertifiedKey>,
+    pub(crate) not_before: SystemTime,
     pub(crate) not_after: SystemTime,
 }
 
@@ -63,7 +75,7 @@ impl Identity {
     ) -> Result<Identity, AttestError> {
         let binding = match kind {
             EvidenceKind::None => Binding::ForeignClaims,
-            EvidenceKind::Sim => Binding::LiftedQuote,
+            EvidenceKind::Sim | EvidenceKind::Tdx => Binding::LiftedQuote,
         };
         Self::generate_bound(kind, measurements, binding)
     }
@@ -73,53 +85,92 @@ impl Identity {
         measurements: &Measurements,
         binding: Binding,
     ) -> Result<Identity, AttestError> {
-        let key = new_key()?;
-        let public_key = ed25519_public(&key)?;
-        let other_claims = || -> Result<Vec<u8>, AttestError> {
-            Claims::new(ed25519_public(&new_key()?)?).encode()
-        };
-        let own_claims = Claims::new(public_key).encode()?;
-        let (claims, quoted_claims) = match binding {
-            Binding::Own => (own_claims.clone(), own_claims),
-            Binding::LiftedQuote => (own_claims, other_claims()?),
-            Binding::ForeignClaims => {
-                let c = other_claims()?;
-                (c.clone(), c)
-            }
-        };
-        let (quote, image_hash) = match kind {
-            EvidenceKind::None => (None, None),
-            EvidenceKind::Sim => (
-                Some(sim::build_quote(
-                    measurements,
-                    &report_data(&quoted_claims),
-                )?),
-                Some(measurements.image_hash()),
-            ),
-        };
-        let now = OffsetDateTime::now_utc();
-        let mut params = cert_params(kind, quote, claims);
-        params.not_before = now - CERT_BACKDATE;
-        params.not_after = now + CERT_VALIDITY;
-        let cert = params
-            .self_signed(&key)
-            .map_err(|e| AttestError::KeyGen(e.to_string()))?;
-        let cert = cert.der().clone();
-        let certified = certified_key(&key, cert.clone())?;
-        let not_after = SystemTime::from(params.not_after);
-        Ok(Identity(Arc::new(Inner {
+        let inner = issue(kind, measurements, binding)?;
+        Ok(Identity(Arc::new(Shared {
             kind,
-            public_key,
-            image_hash,
-            cert,
-            certified,
-            not_after,
+            measurements: *measurements,
+            binding,
+            current: RwLock::new(Arc::new(inner)),
         })))
     }
 
-    /// Our Ed25519 TLS public key (raw 32 bytes).
+    /// New key and certificate (fresh evidence, new validity window) for the same kind and
+    /// measurements, swapped in atomically: handshakes from now on present the new certificate;
+    /// connections already established keep theirs.
+    pub fn renew(&self) -> Result<(), AttestError> {
+        let inner = issue(self.0.kind, &self.0.measurements, self.0.binding)?;
+        *self.0.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inner);
+        Ok(())
+    }
+
+    /// The current generation (key, certificate).
+    pub(crate) fn current(&self) -> Arc<Inner> {
+        self.0
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Generate a key and a certificate carrying `kind` evidence.
+fn issue(
+    kind: EvidenceKind,
+    measurements: &Measurements,
+    binding: Binding,
+) -> Result<Inner, AttestError> {
+    let key = new_key()?;
+    let public_key = ed25519_public(&key)?;
+    let other_claims =
+        || -> Result<Vec<u8>, AttestError> { Claims::new(ed25519_public(&new_key()?)?).encode() };
+    let own_claims = Claims::new(public_key).encode()?;
+    let (claims, quoted_claims) = match binding {
+        Binding::Own => (own_claims.clone(), own_claims),
+        Binding::LiftedQuote => (own_claims, other_claims()?),
+        Binding::ForeignClaims => {
+            let c = other_claims()?;
+            (c.clone(), c)
+        }
+    };
+    let (quote, image_hash) = match kind {
+        EvidenceKind::None => (None, None),
+        EvidenceKind::Sim => (
+            Some(sim::build_quote(
+                measurements,
+                &report_data(&quoted_claims),
+            )?),
+            Some(measurements.image_hash()),
+        ),
+        // Real hardware measures the TD; the configured measurements play no part.
+        EvidenceKind::Tdx => {
+            let quote = tsm::tdx_quote(&report_data(&quoted_claims))?;
+            let body = TdQuote::parse(&quote)?.body;
+            (Some(quote), Some(body.measurements().image_hash()))
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut params = cert_params(kind, quote, claims);
+    params.not_before = now - CERT_BACKDATE;
+    params.not_after = now + CERT_VALIDITY;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| AttestError::KeyGen(e.to_string()))?;
+    let cert = cert.der().clone();
+    let certified = certified_key(&key, cert.clone())?;
+    Ok(Inner {
+        public_key,
+        image_hash,
+        cert,
+        certified,
+        not_before: SystemTime::from(params.not_before),
+        not_after: SystemTime::from(params.not_after),
+    })
+}
+
+impl Identity {
+    /// Our current Ed25519 TLS public key (raw 32 bytes); changes on [`Identity::renew`].
     pub fn public_key(&self) -> [u8; 32] {
-        self.0.public_key
+        self.current().public_key
     }
 
     pub fn kind(&self) -> EvidenceKind {
@@ -128,27 +179,33 @@ impl Identity {
 
     /// Image hash of the measurements in our quote; `None` for `none` evidence.
     pub fn image_hash(&self) -> Option<[u8; 32]> {
-        self.0.image_hash
+        self.current().image_hash
     }
 
-    /// DER of our certificate.
-    pub fn cert_der(&self) -> &[u8] {
-        self.0.cert.as_ref()
+    /// DER of our current certificate.
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.current().cert.to_vec()
     }
 
-    /// End of the certificate's validity; generate a new identity before then.
+    /// Start of the current certificate's validity (back-dated by [`CERT_BACKDATE`]).
+    pub fn issued_at(&self) -> SystemTime {
+        self.current().not_before
+    }
+
+    /// End of the current certificate's validity; [`Identity::renew`] before then.
     pub fn expires_at(&self) -> SystemTime {
-        self.0.not_after
+        self.current().not_after
     }
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the private key.
+        let cur = self.current();
         f.debug_struct("Identity")
             .field("kind", &self.0.kind)
-            .field("public_key", &hex::encode(self.0.public_key))
-            .field("image_hash", &self.0.image_hash.map(hex::encode))
+            .field("public_key", &hex::encode(cur.public_key))
+            .field("image_hash", &cur.image_hash.map(hex::encode))
             .finish()
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | OID | content |
 //! |---|---|
-//! | [`OID_EVIDENCE_KIND`] `1.3.6.1.4.1.12345.3` | one byte: 0 = `none`, 1 = `sim` |
+//! | [`OID_EVIDENCE_KIND`] `1.3.6.1.4.1.12345.3` | one byte: 0 = `none`, 1 = `sim`, 2 = `tdx` |
 //! | [`OID_QUOTE`] `1.3.6.1.4.1.12345.1` | the quote bytes (absent for `none`) |
 //! | [`OID_CLAIMS`] `1.3.6.1.4.1.12345.2` | the serialized [`claims`] (always present) |
 //!
@@ -15,9 +15,12 @@
 //! connection present such a certificate and verify the other's against a [`Policy`] read on
 //! every handshake ([`PolicySource`]).
 //!
-//! Modules: [`quote`] (TDX quote v4 layout), [`sim`] (software TEE quotes), `evidence`
-//! (generation), `verify` (verification), `tls` (rustls glue), [`pow`] (pre-TLS proof of work).
+//! Modules: [`quote`] (TDX quote v4 layout), [`td_quote`] (v4/v5 parsing of real quotes),
+//! [`sim`] (software TEE quotes chained to a devnet root), [`tdx`] (DCAP verification of real
+//! quotes, collateral, cache), [`tsm`] (real quotes from configfs-tsm), `evidence` (generation,
+//! renewal), `verify` (one verification path for every kind), `tls` (rustls glue), [`pow`].
 
+mod chain;
 pub mod claims;
 mod error;
 mod evidence;
@@ -25,8 +28,15 @@ mod measurements;
 mod policy;
 pub mod pow;
 pub mod quote;
+mod renew;
+pub mod report;
 pub mod sim;
+pub mod td_quote;
+pub mod tdx;
+#[cfg(test)]
+mod tdx_tests;
 mod tls;
+pub mod tsm;
 mod verify;
 #[cfg(test)]
 mod verify_tests;
@@ -38,8 +48,10 @@ pub use error::AttestError;
 pub use evidence::Identity;
 pub use measurements::Measurements;
 pub use policy::{Policy, PolicySource, SharedPolicy};
+pub use renew::{keep_renewed, renewal_due};
+pub use tdx::{CollateralSource, FileCollateral, TdxVerifier};
 pub use tls::{attest_error, ensure_crypto_provider};
-pub use verify::{peer_identity, verify_certificate};
+pub use verify::{peer_identity, quote_kind, verify_certificate, verify_quote, QuoteReport};
 
 /// The TLS server name every client uses. Names mean nothing in RA-TLS (identity is the attested
 /// key), so the verifiers ignore it; it only has to be a valid DNS name for rustls.
@@ -66,8 +78,10 @@ pub const MAX_QUOTE_LEN: usize = 32 * 1024;
 pub enum EvidenceKind {
     /// No attestation at all (development only).
     None,
-    /// Software TEE: a TDX-layout quote signed by the public devnet simulation key.
+    /// Software TEE: a TDX-layout quote chained to the public devnet simulation root.
     Sim,
+    /// Real Intel TDX: a quote from configfs-tsm, verified with DCAP collateral.
+    Tdx,
 }
 
 impl EvidenceKind {
@@ -76,6 +90,7 @@ impl EvidenceKind {
         match self {
             EvidenceKind::None => 0,
             EvidenceKind::Sim => 1,
+            EvidenceKind::Tdx => 2,
         }
     }
 
@@ -84,6 +99,7 @@ impl EvidenceKind {
         match b {
             0 => Ok(EvidenceKind::None),
             1 => Ok(EvidenceKind::Sim),
+            2 => Ok(EvidenceKind::Tdx),
             other => Err(AttestError::UnknownEvidenceKind(other)),
         }
     }
@@ -92,6 +108,7 @@ impl EvidenceKind {
         match self {
             EvidenceKind::None => "none",
             EvidenceKind::Sim => "sim",
+            EvidenceKind::Tdx => "tdx",
         }
     }
 }
@@ -108,6 +125,7 @@ impl FromStr for EvidenceKind {
         match s {
             "none" => Ok(EvidenceKind::None),
             "sim" => Ok(EvidenceKind::Sim),
+            "tdx" => Ok(EvidenceKind::Tdx),
             other => Err(AttestError::UnknownEvidenceKindName(other.to_string())),
         }
     }
@@ -121,6 +139,8 @@ pub struct PeerIdentity {
     pub public_key: [u8; 32],
     /// SHA-256 over the peer's TD measurements; `None` for `none` evidence.
     pub image_hash: Option<[u8; 32]>,
+    /// The peer's TD measurements (MRTD, RTMRs...); `None` for `none` evidence.
+    pub measurements: Option<Measurements>,
 }
 
 #[cfg(test)]
@@ -129,7 +149,7 @@ mod tests {
 
     #[test]
     fn evidence_kind_text_and_byte_roundtrip() {
-        for k in [EvidenceKind::None, EvidenceKind::Sim] {
+        for k in [EvidenceKind::None, EvidenceKind::Sim, EvidenceKind::Tdx] {
             assert_eq!(k.to_string().parse::<EvidenceKind>().unwrap(), k);
             assert_eq!(EvidenceKind::from_byte(k.to_byte()).unwrap(), k);
         }

@@ -2,22 +2,37 @@
 //! (new allowed image hashes) apply to the next connection without restarting anything.
 
 use std::collections::BTreeSet;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
+use crate::tdx::TdxVerifier;
 use crate::{AttestError, EvidenceKind, PeerIdentity};
 
 /// Acceptance policy for peer evidence.
 ///
-/// * `allow_none` / `allow_sim` gate the evidence kinds; production sets both to `false`.
-/// * `allowed_image_hashes`: `None` accepts any measured image; `Some(set)` only those. It applies
-///   to evidence that measures an image (`sim`, later `tdx`). `none` evidence has no measurements
-///   at all and is governed by `allow_none` alone: enabling `none` is the explicit opt-out of
-///   attestation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// [`Policy::default()`] is the PRODUCTION policy: only `tdx` evidence, verified by DCAP up to
+/// Intel's root with TCB status `UpToDate`, any image (no allowlists) — and since it has no
+/// collateral source (`tdx: None`), it accepts nothing until one is set. Loosen it field by field:
+///
+/// * `allow_none` / `allow_sim` gate the dev-only evidence kinds (production: both `false`).
+/// * `allowed_image_hashes`, `allowed_mrtds`, `allowed_rtmrs`: `None` accepts any value,
+///   `Some(set)` only those. They apply to measured evidence (`sim`, `tdx`); `none` evidence has
+///   no measurements and is governed by `allow_none` alone (the explicit opt-out).
+/// * `pinned_root_ids`: key ids (SHA-256 of the root's SPKI) a quote's certificate chain may end
+///   in. Empty = the built-in roots: Intel's root for `tdx`, plus the devnet sim root when
+///   `allow_sim`. Non-empty = exactly those (so an untrusted cache cannot substitute a root).
+/// * `accepted_tcb_statuses`: DCAP TCB statuses accepted besides `UpToDate`
+///   (e.g. `SWHardeningNeeded`).
+/// * `tdx`: the DCAP verifier (collateral source + verification cache) for `tdx` evidence.
+#[derive(Clone, Debug, Default)]
 pub struct Policy {
     pub allow_none: bool,
     pub allow_sim: bool,
     pub allowed_image_hashes: Option<BTreeSet<[u8; 32]>>,
+    pub allowed_mrtds: Option<BTreeSet<[u8; 48]>>,
+    pub allowed_rtmrs: Option<BTreeSet<[[u8; 48]; 4]>>,
+    pub pinned_root_ids: BTreeSet<[u8; 32]>,
+    pub accepted_tcb_statuses: BTreeSet<String>,
+    pub tdx: Option<Arc<TdxVerifier>>,
 }
 
 impl Policy {
@@ -26,16 +41,16 @@ impl Policy {
         Policy {
             allow_none: true,
             allow_sim: true,
-            allowed_image_hashes: None,
+            ..Policy::default()
         }
     }
 
     /// Accept only `sim` evidence whose image hash is in `hashes`.
     pub fn sim_with_images(hashes: impl IntoIterator<Item = [u8; 32]>) -> Self {
         Policy {
-            allow_none: false,
             allow_sim: true,
             allowed_image_hashes: Some(hashes.into_iter().collect()),
+            ..Policy::default()
         }
     }
 
@@ -44,6 +59,7 @@ impl Policy {
         let allowed = match kind {
             EvidenceKind::None => self.allow_none,
             EvidenceKind::Sim => self.allow_sim,
+            EvidenceKind::Tdx => true,
         };
         if allowed {
             Ok(())
@@ -52,21 +68,60 @@ impl Policy {
         }
     }
 
+    /// Root key ids a quote of `kind` may chain to under this policy.
+    pub fn effective_root_ids(
+        &self,
+        kind: EvidenceKind,
+    ) -> Result<BTreeSet<[u8; 32]>, AttestError> {
+        if !self.pinned_root_ids.is_empty() {
+            return Ok(self.pinned_root_ids.clone());
+        }
+        Ok(match kind {
+            EvidenceKind::None => BTreeSet::new(),
+            EvidenceKind::Sim if self.allow_sim => [crate::sim::sim_root_id()].into(),
+            EvidenceKind::Sim => BTreeSet::new(),
+            EvidenceKind::Tdx => [crate::tdx::intel_root_id()?].into(),
+        })
+    }
+
     /// Full policy decision on already-verified evidence.
     pub fn check(&self, peer: &PeerIdentity) -> Result<(), AttestError> {
         self.check_kind(peer.kind)?;
-        match (&self.allowed_image_hashes, peer.image_hash) {
-            (Some(set), Some(hash)) if !set.contains(&hash) => {
-                Err(AttestError::ImageHashNotAllowed {
-                    hash: hex::encode(hash),
-                })
-            }
-            // A measured kind must always carry a hash; a missing one is a bug, refuse it.
-            (_, None) if peer.kind != EvidenceKind::None => {
-                Err(AttestError::MissingEvidence("image hash"))
-            }
-            _ => Ok(()),
+        if peer.kind == EvidenceKind::None {
+            return Ok(());
         }
+        // A measured kind must always carry measurements; a missing one is a bug, refuse it.
+        let (Some(hash), Some(m)) = (peer.image_hash, peer.measurements) else {
+            return Err(AttestError::MissingEvidence("image hash"));
+        };
+        if self
+            .allowed_image_hashes
+            .as_ref()
+            .is_some_and(|s| !s.contains(&hash))
+        {
+            return Err(AttestError::ImageHashNotAllowed {
+                hash: hex::encode(hash),
+            });
+        }
+        if self
+            .allowed_mrtds
+            .as_ref()
+            .is_some_and(|s| !s.contains(&m.mrtd))
+        {
+            return Err(AttestError::MrtdNotAllowed {
+                mrtd: hex::encode(m.mrtd),
+            });
+        }
+        if self
+            .allowed_rtmrs
+            .as_ref()
+            .is_some_and(|s| !s.contains(&m.rtmr))
+        {
+            return Err(AttestError::RtmrNotAllowed {
+                rtmr0: hex::encode(m.rtmr[0]),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -113,15 +168,15 @@ mod tests {
             kind,
             public_key: [1; 32],
             image_hash,
+            measurements: image_hash.map(|_| crate::Measurements::for_label("p")),
         }
     }
 
     #[test]
     fn kinds_are_gated() {
         let p = Policy {
-            allow_none: false,
             allow_sim: true,
-            allowed_image_hashes: None,
+            ..Policy::default()
         };
         assert!(matches!(
             p.check(&peer(EvidenceKind::None, None)),
@@ -132,8 +187,7 @@ mod tests {
         p.check(&peer(EvidenceKind::Sim, Some([2; 32]))).unwrap();
         let p = Policy {
             allow_none: true,
-            allow_sim: false,
-            allowed_image_hashes: None,
+            ..Policy::default()
         };
         assert!(matches!(
             p.check(&peer(EvidenceKind::Sim, Some([2; 32]))),
@@ -155,6 +209,67 @@ mod tests {
         assert!(matches!(
             p.check(&peer(EvidenceKind::Sim, None)),
             Err(AttestError::MissingEvidence(_))
+        ));
+    }
+
+    #[test]
+    fn default_is_production_strict() {
+        let p = Policy::default();
+        for kind in [EvidenceKind::None, EvidenceKind::Sim] {
+            assert!(matches!(
+                p.check_kind(kind),
+                Err(AttestError::EvidenceKindNotAllowed { .. })
+            ));
+        }
+        p.check_kind(EvidenceKind::Tdx).unwrap();
+        assert!(p.tdx.is_none());
+        // Built-in roots: the sim root only when sim is allowed.
+        assert!(p.effective_root_ids(EvidenceKind::Sim).unwrap().is_empty());
+        let intel = crate::tdx::intel_root_id().unwrap();
+        assert_eq!(
+            p.effective_root_ids(EvidenceKind::Tdx).unwrap(),
+            [intel].into()
+        );
+        let dev = Policy::allow_all();
+        assert_eq!(
+            dev.effective_root_ids(EvidenceKind::Sim).unwrap(),
+            [crate::sim::sim_root_id()].into()
+        );
+        let pinned = Policy {
+            pinned_root_ids: [[9; 32]].into(),
+            ..Policy::allow_all()
+        };
+        assert_eq!(
+            pinned.effective_root_ids(EvidenceKind::Tdx).unwrap(),
+            [[9; 32]].into()
+        );
+    }
+
+    #[test]
+    fn mrtd_and_rtmr_allowlists() {
+        let m = crate::Measurements::for_label("p");
+        let ok = peer(EvidenceKind::Sim, Some([2; 32]));
+        let p = Policy {
+            allowed_mrtds: Some([m.mrtd].into()),
+            allowed_rtmrs: Some([m.rtmr].into()),
+            ..Policy::allow_all()
+        };
+        p.check(&ok).unwrap();
+        let p = Policy {
+            allowed_mrtds: Some([[0; 48]].into()),
+            ..Policy::allow_all()
+        };
+        assert!(matches!(
+            p.check(&ok),
+            Err(AttestError::MrtdNotAllowed { .. })
+        ));
+        let p = Policy {
+            allowed_rtmrs: Some([[[0; 48]; 4]].into()),
+            ..Policy::allow_all()
+        };
+        assert!(matches!(
+            p.check(&ok),
+            Err(AttestError::RtmrNotAllowed { .. })
         ));
     }
 

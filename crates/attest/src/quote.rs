@@ -72,13 +72,13 @@ pub struct QuoteV4 {
 }
 
 /// Bounds-checked cursor over peer bytes.
-struct Reader<'a> {
-    buf: &'a [u8],
-    what: &'static str,
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], AttestError> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], AttestError> {
         if self.buf.len() < n {
             return Err(AttestError::quote(format!("truncated {}", self.what)));
         }
@@ -86,15 +86,15 @@ impl<'a> Reader<'a> {
         self.buf = tail;
         Ok(head)
     }
-    fn arr<const N: usize>(&mut self) -> Result<[u8; N], AttestError> {
+    pub(crate) fn arr<const N: usize>(&mut self) -> Result<[u8; N], AttestError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.bytes(N)?);
         Ok(out)
     }
-    fn u16(&mut self) -> Result<u16, AttestError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, AttestError> {
         Ok(u16::from_le_bytes(self.arr()?))
     }
-    fn u32(&mut self) -> Result<u32, AttestError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, AttestError> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
 }
@@ -112,7 +112,7 @@ impl QuoteHeader {
         out
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, AttestError> {
         Ok(QuoteHeader {
             version: r.u16()?,
             att_key_type: r.u16()?,
@@ -149,7 +149,7 @@ impl TdReport10 {
         out
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, AttestError> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, AttestError> {
         Ok(TdReport10 {
             tee_tcb_svn: r.arr()?,
             mrseam: r.arr()?,

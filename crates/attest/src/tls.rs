@@ -15,12 +15,12 @@ use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::NoServerSessionStorage;
-use rustls::sign::SingleCertAndKey;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, OtherError,
     ServerConfig, SignatureScheme,
 };
 
+use crate::renew::CurrentCert;
 use crate::{verify, AttestError, Identity, PolicySource, ALPN_H2};
 
 /// Install ring as the process-wide rustls provider unless one is installed already. Other
@@ -69,7 +69,7 @@ impl Identity {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls_err)?
             .with_client_cert_verifier(verifier)
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(self.0.certified.clone())));
+            .with_cert_resolver(Arc::new(CurrentCert(self.clone())));
         // No resumption: every connection re-runs the attestation check under the current policy.
         cfg.session_storage = Arc::new(NoServerSessionStorage {});
         cfg.send_tls13_tickets = 0;
@@ -91,7 +91,7 @@ impl Identity {
             .map_err(tls_err)?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(self.0.certified.clone())));
+            .with_client_cert_resolver(Arc::new(CurrentCert(self.clone())));
         cfg.resumption = Resumption::disabled();
         cfg.enable_early_data = false;
         cfg.alpn_protocols = vec![ALPN_H2.to_vec()];

@@ -9,7 +9,9 @@ use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::claims::{report_data, Claims};
-use crate::{sim, AttestError, EvidenceKind, PeerIdentity, Policy};
+use crate::quote::TdReport10;
+use crate::td_quote::TdQuote;
+use crate::{sim, tdx, AttestError, EvidenceKind, PeerIdentity, Policy};
 use crate::{MAX_QUOTE_LEN, OID_CLAIMS, OID_EVIDENCE_KIND, OID_QUOTE};
 
 /// Upper bound on a peer certificate: a 32 KiB quote plus claims plus X.509 overhead.
@@ -187,7 +189,7 @@ fn inspect(
         .ok_or(AttestError::MissingEvidence("claims extension"))?;
     let claims = Claims::decode(claims_raw)?;
 
-    let image_hash = match kind {
+    let measurements = match kind {
         EvidenceKind::None => {
             if ext.quote.is_some() {
                 return Err(AttestError::Certificate(
@@ -196,21 +198,15 @@ fn inspect(
             }
             None
         }
-        EvidenceKind::Sim => {
+        EvidenceKind::Sim | EvidenceKind::Tdx => {
             let raw = ext
                 .quote
                 .ok_or(AttestError::MissingEvidence("quote extension"))?;
-            if raw.len() > MAX_QUOTE_LEN {
-                return Err(AttestError::quote(format!(
-                    "{} bytes > {MAX_QUOTE_LEN}",
-                    raw.len()
-                )));
-            }
-            let quote = sim::verify_quote(raw)?;
-            if quote.body.report_data != report_data(claims_raw) {
+            let body = check_quote(kind, raw, now, policy)?.body;
+            if body.report_data != report_data(claims_raw) {
                 return Err(AttestError::ReportDataMismatch);
             }
-            Some(quote.body.measurements().image_hash())
+            Some(body.measurements())
         }
     };
     if claims.public_key != public_key {
@@ -222,6 +218,119 @@ fn inspect(
     Ok(PeerIdentity {
         kind,
         public_key,
-        image_hash,
+        image_hash: measurements.map(|m| m.image_hash()),
+        measurements,
     })
+}
+
+/// What a verified quote says (see [`verify_quote`]).
+#[derive(Clone, Debug)]
+pub struct QuoteReport {
+    pub kind: EvidenceKind,
+    /// The TD report 1.0 fields (measurements, report data...).
+    pub body: TdReport10,
+    /// DCAP TCB status and advisories (`tdx` only).
+    pub tcb_status: Option<String>,
+    pub advisory_ids: Vec<String>,
+}
+
+impl QuoteReport {
+    pub fn image_hash(&self) -> [u8; 32] {
+        self.body.measurements().image_hash()
+    }
+}
+
+/// Kind of a raw quote: sim certification data marks `sim`, anything else is treated as `tdx`.
+pub fn quote_kind(raw: &[u8]) -> Result<EvidenceKind, AttestError> {
+    let q = TdQuote::parse(raw)?;
+    // The certification data type follows the 64-byte signature and 64-byte key.
+    let sim = q.header.version == crate::quote::QUOTE_VERSION_4
+        && q.sig_data.get(128..130) == Some(&sim::CERT_DATA_TYPE_SIM.to_le_bytes()[..]);
+    Ok(if sim {
+        EvidenceKind::Sim
+    } else {
+        EvidenceKind::Tdx
+    })
+}
+
+/// Verify a bare quote (no certificate: report data is not checked) under `policy` at `now`,
+/// through the same path as certificates, including the image, MRTD and RTMR allowlists.
+pub fn verify_quote(
+    raw: &[u8],
+    policy: &Policy,
+    now: SystemTime,
+) -> Result<QuoteReport, AttestError> {
+    let kind = quote_kind(raw)?;
+    policy.check_kind(kind)?;
+    let report = check_quote(kind, raw, Some(now), Some(policy))?;
+    let m = report.body.measurements();
+    policy.check(&PeerIdentity {
+        kind,
+        public_key: [0; 32],
+        image_hash: Some(m.image_hash()),
+        measurements: Some(m),
+    })?;
+    Ok(report)
+}
+
+/// The one quote verification path for measured evidence. With a policy and a time: the full
+/// check (sim: chain to a pinned root, signature; tdx: DCAP with the policy's collateral and
+/// cache, TCB status, pinned Intel root). Without (`peer_identity`, after the handshake already
+/// verified it under the policy): sim re-checks its chain against the devnet root; tdx is only
+/// parsed, since collateral lives in the policy.
+fn check_quote(
+    kind: EvidenceKind,
+    raw: &[u8],
+    now: Option<SystemTime>,
+    policy: Option<&Policy>,
+) -> Result<QuoteReport, AttestError> {
+    if raw.len() > MAX_QUOTE_LEN {
+        return Err(AttestError::quote(format!(
+            "{} bytes > {MAX_QUOTE_LEN}",
+            raw.len()
+        )));
+    }
+    let now_secs = now
+        .unwrap_or_else(SystemTime::now)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let plain = |body: TdReport10| QuoteReport {
+        kind,
+        body,
+        tcb_status: None,
+        advisory_ids: Vec::new(),
+    };
+    match (kind, policy) {
+        (EvidenceKind::Sim, Some(policy)) => {
+            let roots = policy.effective_root_ids(kind)?;
+            Ok(plain(sim::verify_quote(raw, &roots, now_secs)?.body))
+        }
+        (EvidenceKind::Sim, None) => {
+            let roots = [sim::sim_root_id()].into();
+            Ok(plain(sim::verify_quote(raw, &roots, now_secs)?.body))
+        }
+        (EvidenceKind::Tdx, Some(policy)) => {
+            let roots = policy.effective_root_ids(kind)?;
+            let intel = tdx::intel_root_id()?;
+            if !roots.contains(&intel) {
+                return Err(AttestError::UntrustedRoot {
+                    id: hex::encode(intel),
+                });
+            }
+            let verifier = policy.tdx.as_ref().ok_or(AttestError::NoCollateral)?;
+            let verified = verifier.verify(raw, now_secs)?;
+            verified.check_tcb_status(&policy.accepted_tcb_statuses)?;
+            Ok(QuoteReport {
+                kind,
+                body: verified.quote.body.clone(),
+                tcb_status: Some(verified.tcb_status.clone()),
+                advisory_ids: verified.advisory_ids.clone(),
+            })
+        }
+        (EvidenceKind::Tdx, None) => Ok(plain(TdQuote::parse(raw)?.body)),
+        (EvidenceKind::None, _) => Err(AttestError::Certificate(
+            "`none` evidence has no quote".into(),
+        )),
+    }
 }

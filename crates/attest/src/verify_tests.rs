@@ -59,14 +59,14 @@ fn sim_cert(tweak: impl FnOnce(&mut CertificateParams)) -> Vec<u8> {
 fn genuine_identities_verify() {
     let m = Measurements::for_label("worker");
     let id = Identity::generate(EvidenceKind::Sim, &m).unwrap();
-    let peer = verify(id.cert_der()).unwrap();
+    let peer = verify(&id.cert_der()).unwrap();
     assert_eq!(peer.kind, EvidenceKind::Sim);
     assert_eq!(peer.public_key, id.public_key());
     assert_eq!(peer.image_hash, Some(m.image_hash()));
     assert_eq!(id.image_hash(), Some(m.image_hash()));
 
     let id = Identity::generate(EvidenceKind::None, &m).unwrap();
-    let peer = verify(id.cert_der()).unwrap();
+    let peer = verify(&id.cert_der()).unwrap();
     assert_eq!(
         (peer.kind, peer.public_key, peer.image_hash),
         (EvidenceKind::None, id.public_key(), None)
@@ -79,17 +79,17 @@ fn foreign_bindings_refused() {
     let m = Measurements::for_label("w");
     let lifted = Identity::generate_with_foreign_binding(EvidenceKind::Sim, &m).unwrap();
     assert!(matches!(
-        verify(lifted.cert_der()),
+        verify(&lifted.cert_der()),
         Err(AttestError::ReportDataMismatch)
     ));
     let copied = Identity::generate_bound(EvidenceKind::Sim, &m, Binding::ForeignClaims).unwrap();
     assert!(matches!(
-        verify(copied.cert_der()),
+        verify(&copied.cert_der()),
         Err(AttestError::KeyBindingMismatch { .. })
     ));
     let none = Identity::generate_with_foreign_binding(EvidenceKind::None, &m).unwrap();
     assert!(matches!(
-        verify(none.cert_der()),
+        verify(&none.cert_der()),
         Err(AttestError::KeyBindingMismatch { .. })
     ));
 }
@@ -260,9 +260,9 @@ fn image_allowlist_applied() {
     let m = Measurements::for_label("proxy");
     let id = Identity::generate(EvidenceKind::Sim, &m).unwrap();
     let ok = Policy::sim_with_images([m.image_hash()]);
-    verify_certificate(id.cert_der(), &ok, now()).unwrap();
+    verify_certificate(&id.cert_der(), &ok, now()).unwrap();
     let other = Policy::sim_with_images([Measurements::for_label("x").image_hash()]);
-    let err = verify_certificate(id.cert_der(), &other, now()).unwrap_err();
+    let err = verify_certificate(&id.cert_der(), &other, now()).unwrap_err();
     assert!(
         matches!(err, AttestError::ImageHashNotAllowed { ref hash } if *hash == hex::encode(m.image_hash()))
     );

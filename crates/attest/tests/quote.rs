@@ -4,6 +4,11 @@ use cocoon_attest::quote::QuoteV4;
 use cocoon_attest::{sim, AttestError, Measurements, MAX_QUOTE_LEN};
 use rand::{Rng, SeedableRng};
 
+/// Verify at a time inside the sim chain's validity, pinning the devnet root.
+fn verify(raw: &[u8]) -> Result<QuoteV4, AttestError> {
+    sim::verify_quote(raw, &[sim::sim_root_id()].into(), 1_800_000_000)
+}
+
 fn quote() -> Vec<u8> {
     sim::build_quote(&Measurements::for_label("quote-test"), &[0x5a; 64]).unwrap()
 }
@@ -17,27 +22,34 @@ fn expected(off: usize) -> fn(&AttestError) -> bool {
         632..=635 => |e| matches!(e, AttestError::BadQuote(_)), // signature data length
         636..=699 => |e| matches!(e, AttestError::BadSignature), // ECDSA signature
         700..=763 => |e| matches!(e, AttestError::UntrustedAttestationKey), // attestation key
-        _ => |e| matches!(e, AttestError::BadQuote(_)),     // cert data type and length
+        764..=769 => |e| matches!(e, AttestError::BadQuote(_)), // cert data type and length
+        // The certificate chain: malformed, bad signature, or another root.
+        _ => |e| {
+            matches!(
+                e,
+                AttestError::BadCertChain(_) | AttestError::UntrustedRoot { .. }
+            )
+        },
     }
 }
 
 #[test]
 fn genuine_quote_verifies_and_carries_inputs() {
-    let q = sim::verify_quote(&quote()).unwrap();
+    let q = verify(&quote()).unwrap();
     assert_eq!(q.body.report_data, [0x5a; 64]);
     assert_eq!(q.body.measurements(), Measurements::for_label("quote-test"));
-    assert_eq!(q.attestation_key, sim::SIM_ROOT_PUBLIC_KEY);
+    assert_eq!(q.cert_data_type, sim::CERT_DATA_TYPE_SIM);
 }
 
 #[test]
 fn every_single_bit_flip_is_refused_precisely() {
     let raw = quote();
-    assert_eq!(raw.len(), 770);
+    assert!(raw.len() > 770, "sim quotes carry a certificate chain");
     for off in 0..raw.len() {
         for bit in [0u8, 7] {
             let mut bad = raw.clone();
             bad[off] ^= 1 << bit;
-            let err = sim::verify_quote(&bad).unwrap_err();
+            let err = verify(&bad).unwrap_err();
             assert!(
                 expected(off)(&err),
                 "offset {off} bit {bit}: unexpected {err}"
@@ -60,7 +72,7 @@ fn named_fields_flipped() {
     ] {
         let mut bad = raw.clone();
         bad[off] ^= 0x80;
-        let err = sim::verify_quote(&bad).unwrap_err();
+        let err = verify(&bad).unwrap_err();
         assert!(expected(off)(&err), "{name}: {err}");
     }
 }
@@ -69,7 +81,7 @@ fn named_fields_flipped() {
 fn truncated_quotes_are_errors() {
     let raw = quote();
     for cut in 0..raw.len() {
-        let err = sim::verify_quote(&raw[..cut]).unwrap_err();
+        let err = verify(&raw[..cut]).unwrap_err();
         assert!(
             matches!(err, AttestError::BadQuote(_)),
             "prefix {cut}: {err}"
@@ -77,10 +89,7 @@ fn truncated_quotes_are_errors() {
     }
     let mut longer = raw.clone();
     longer.extend_from_slice(&[0; 3]);
-    assert!(matches!(
-        sim::verify_quote(&longer),
-        Err(AttestError::BadQuote(_))
-    ));
+    assert!(matches!(verify(&longer), Err(AttestError::BadQuote(_))));
 }
 
 #[test]
@@ -94,7 +103,7 @@ fn garbage_never_panics() {
             // Keep a valid header prefix so parsing goes deeper.
             junk[..8].copy_from_slice(&raw[..8]);
         }
-        assert!(sim::verify_quote(&junk).is_err());
+        assert!(verify(&junk).is_err());
     }
     // A valid prefix with random lengths in the length fields.
     for _ in 0..500 {
@@ -102,7 +111,7 @@ fn garbage_never_panics() {
         let v: u32 = rng.gen();
         let at = if rng.gen() { 632 } else { 766 };
         bad[at..at + 4].copy_from_slice(&v.to_le_bytes());
-        assert!(sim::verify_quote(&bad).is_err());
+        assert!(verify(&bad).is_err());
     }
 }
 
@@ -113,8 +122,5 @@ fn oversized_quote_refused() {
     assert!(q.encode().is_err());
     let mut big = quote();
     big.resize(MAX_QUOTE_LEN + 1, 0);
-    assert!(matches!(
-        sim::verify_quote(&big),
-        Err(AttestError::BadQuote(_))
-    ));
+    assert!(matches!(verify(&big), Err(AttestError::BadQuote(_))));
 }

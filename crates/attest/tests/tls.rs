@@ -108,6 +108,7 @@ async fn mutual_sim_handshake_succeeds() {
             kind: EvidenceKind::Sim,
             public_key: worker.public_key(),
             image_hash: worker.image_hash(),
+            measurements: Some(Measurements::for_label("worker")),
         }
     );
     assert_eq!(
@@ -116,6 +117,7 @@ async fn mutual_sim_handshake_succeeds() {
             kind: EvidenceKind::Sim,
             public_key: proxy.public_key(),
             image_hash: proxy.image_hash(),
+            measurements: Some(Measurements::for_label("proxy")),
         }
     );
     assert_ne!(proxy.image_hash(), worker.image_hash());

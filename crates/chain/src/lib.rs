@@ -1,16 +1,36 @@
-//! The chain as the services see it: a `Chain` trait over the root registry, and the
-//! local (embedded) chain that `cocoon dev` and tests use.
+//! The chain as the services see it: a `Chain` trait over the root registry and the ledger
+//! (wallets and the three contract kinds), and its implementations:
 //!
-//! The money issue grows this crate into the full embedded chain with contracts and a
-//! durable database; for now it holds the registry (allowlists, proxies, prices).
+//! * [`LocalChain`]: in memory (registry optionally in a JSON file several processes share);
+//!   its ledger lives and dies with the process. Tests and the one-process devnet use it.
+//! * [`DbChain`]: durable, registry + ledger + append-only history in one SQLite file, one SQL
+//!   transaction per op, so a crash never leaves half an op. `cocoon chain serve` serves it.
+//! * [`RemoteChain`]: the HTTP client of `cocoon chain serve`, so processes on other hosts
+//!   share one devnet.
+//!
+//! Every method is sync and object-safe: `registry()` is a cached `Arc` (read on every
+//! handshake); the others are fast local calls or one HTTP round trip, which async callers
+//! should wrap in `spawn_blocking`.
 
+mod clock;
+mod core;
+mod db;
 mod hexbytes;
+pub mod http;
 mod local;
 mod registry;
+mod remote;
 
+pub use clock::Clock;
+/// The ledger types ops and states are made of, for callers that only depend on the chain.
+pub use cocoon_ledger as ledger;
+pub use db::DbChain;
 pub use local::LocalChain;
-pub use registry::{model_hash, ProxyEntry, Registry, Role};
+pub use registry::{model_hash, Dialer, ProxyEntry, Registry, Role};
+pub use remote::RemoteChain;
 
+use cocoon_ledger::{Address, Effects, LedgerError, Op, World};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Errors reading or writing chain state.
@@ -28,11 +48,93 @@ pub enum ChainError {
     },
     #[error("registry file {path} is invalid: {message}")]
     Invalid { path: String, message: String },
+    /// The ledger refused the op; nothing changed. `ledger` is the typed reason when the
+    /// chain is in-process (a remote chain only carries the message). Boxed: ledger
+    /// errors carry addresses and would bloat every `Result` of this crate.
+    #[error("op rejected: {reason}")]
+    Rejected {
+        reason: String,
+        ledger: Option<Box<LedgerError>>,
+    },
+    /// The database failed; the op (if any) was not applied.
+    #[error("chain database {path}: {message}")]
+    Db { path: String, message: String },
+    /// A remote chain could not be reached or answered nonsense.
+    #[error("chain server {url}: {message}")]
+    Remote { url: String, message: String },
+    /// The request itself was malformed (bad JSON, bad address).
+    #[error("bad request: {0}")]
+    BadRequest(String),
 }
 
-/// Read access to the chain. Implementations: the local chain now, TON later.
+impl ChainError {
+    pub(crate) fn rejected(e: LedgerError) -> ChainError {
+        ChainError::Rejected {
+            reason: e.to_string(),
+            ledger: Some(Box::new(e)),
+        }
+    }
+}
+
+/// One applied op, as the append-only history records it. Only accepted ops are recorded:
+/// a refused op changes nothing, like an external message a validator never includes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    /// 1, 2, 3… without gaps.
+    pub seq: u64,
+    /// The simulated block that included it (see [`Tip`]).
+    pub block: u64,
+    /// Chain time (seconds) it was applied at.
+    pub time: u64,
+    pub op: Op,
+    pub effects: Effects,
+}
+
+/// Where the chain stands. A new block starts whenever chain time has moved past the time of
+/// the last block, so ops submitted within one second share a block (and a test clock that
+/// never advances keeps everything in one block).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tip {
+    /// Seq of the last applied op (0 = none).
+    pub seq: u64,
+    /// Last block number (0 = none yet).
+    pub block: u64,
+    /// Time of the last block.
+    pub block_time: u64,
+    /// Current chain time (seconds): never below the time of the last applied op.
+    pub now: u64,
+}
+
+/// The chain: registry reads, ledger state and op submission.
 pub trait Chain: Send + Sync + std::fmt::Debug + 'static {
     /// The current root registry. Cheap: callers read it on every handshake so that
     /// allowlist changes apply to new connections.
     fn registry(&self) -> Arc<Registry>;
+
+    /// Applies `op` at the chain's current time, atomically and durably (for durable chains):
+    /// on `Ok` the op is in the history; on `Err` nothing changed.
+    fn submit(&self, op: Op) -> Result<TxRecord, ChainError>;
+
+    /// Where the chain stands, including its current time.
+    fn tip(&self) -> Result<Tip, ChainError>;
+
+    /// Current chain time in seconds.
+    fn now(&self) -> Result<u64, ChainError> {
+        self.tip().map(|t| t.now)
+    }
+
+    /// A snapshot of the whole ledger (wallets and contracts).
+    fn world(&self) -> Result<Arc<World>, ChainError>;
+
+    /// Coins held by `address` (wallet or contract).
+    fn balance(&self, address: &Address) -> Result<u64, ChainError> {
+        self.world().map(|w| w.balance(address))
+    }
+
+    /// Applied ops with `seq >= from_seq`, oldest first, at most `limit`.
+    fn history(&self, from_seq: u64, limit: usize) -> Result<Vec<TxRecord>, ChainError>;
+
+    /// Moves chain time forward by `secs` (devnet and tests: close delays); returns the new
+    /// tip. Time never goes back.
+    fn advance(&self, secs: u64) -> Result<Tip, ChainError>;
 }

@@ -1,15 +1,20 @@
 //! The local chain: an in-process registry, optionally backed by a JSON file that several
-//! processes on one host share (re-read when the file changes).
+//! processes on one host share (re-read when the file changes), and an in-memory ledger
+//! that lives as long as the process (use `DbChain` for a durable one).
 
-use crate::{Chain, ChainError, Registry};
+use crate::core::{slice_history, Ledger};
+use crate::{Chain, ChainError, Clock, Registry, Tip, TxRecord};
+use cocoon_ledger::{Op, World};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 #[derive(Debug)]
 pub struct LocalChain {
     state: RwLock<State>,
     file: Option<PathBuf>,
+    ledger: Mutex<(Ledger, Vec<TxRecord>)>,
+    clock: Clock,
 }
 
 #[derive(Debug)]
@@ -21,12 +26,19 @@ struct State {
 impl LocalChain {
     /// An in-memory chain holding `registry`.
     pub fn new(registry: Registry) -> Arc<Self> {
+        Self::with_clock(registry, Clock::wall())
+    }
+
+    /// An in-memory chain with a chosen clock (tests: `Clock::manual`).
+    pub fn with_clock(registry: Registry, clock: Clock) -> Arc<Self> {
         Arc::new(LocalChain {
+            ledger: new_ledger(&registry),
             state: RwLock::new(State {
                 registry: Arc::new(registry),
                 file_mtime: None,
             }),
             file: None,
+            clock,
         })
     }
 
@@ -34,11 +46,13 @@ impl LocalChain {
     pub fn open(path: &Path) -> Result<Arc<Self>, ChainError> {
         let (registry, mtime) = read_file(path)?;
         Ok(Arc::new(LocalChain {
+            ledger: new_ledger(&registry),
             state: RwLock::new(State {
                 registry: Arc::new(registry),
                 file_mtime: mtime,
             }),
             file: Some(path.to_path_buf()),
+            clock: Clock::wall(),
         }))
     }
 
@@ -69,8 +83,19 @@ impl LocalChain {
             Self::write_file(path, &next)?;
             state.file_mtime = mtime(path);
         }
+        // Contracts deployed from now on use the new root parameters.
+        let mut ledger = self.lock_ledger();
+        if ledger.0.world.params != next.params {
+            Arc::make_mut(&mut ledger.0.world).params = next.params.clone();
+        }
         state.registry = Arc::new(next);
         Ok(state.registry.clone())
+    }
+
+    fn lock_ledger(&self) -> std::sync::MutexGuard<'_, (Ledger, Vec<TxRecord>)> {
+        // A panic while holding the lock cannot leave a half-applied op: state is swapped
+        // in whole, so the poisoned value is still consistent.
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refresh_from_file(&self) {
@@ -104,6 +129,35 @@ impl Chain for LocalChain {
             .registry
             .clone()
     }
+
+    fn submit(&self, op: Op) -> Result<TxRecord, ChainError> {
+        let mut ledger = self.lock_ledger();
+        let (next, record) = ledger.0.prepare(op, &self.clock)?;
+        ledger.0 = next;
+        ledger.1.push(record.clone());
+        Ok(record)
+    }
+
+    fn tip(&self) -> Result<Tip, ChainError> {
+        Ok(self.lock_ledger().0.tip(&self.clock))
+    }
+
+    fn world(&self) -> Result<Arc<World>, ChainError> {
+        Ok(self.lock_ledger().0.world.clone())
+    }
+
+    fn history(&self, from_seq: u64, limit: usize) -> Result<Vec<TxRecord>, ChainError> {
+        Ok(slice_history(&self.lock_ledger().1, from_seq, limit))
+    }
+
+    fn advance(&self, secs: u64) -> Result<Tip, ChainError> {
+        self.clock.advance(secs);
+        self.tip()
+    }
+}
+
+fn new_ledger(registry: &Registry) -> Mutex<(Ledger, Vec<TxRecord>)> {
+    Mutex::new((Ledger::new(World::new(registry.params.clone())), Vec::new()))
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {

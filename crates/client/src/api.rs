@@ -250,7 +250,8 @@ fn deadline_error() -> ApiError {
     )
 }
 
-/// The next answer part, or the error the app should see.
+/// The next answer part, or the error the app should see. After the last part the stream
+/// is read to its trailers, so the link never accumulates reset streams.
 async fn next(answers: &mut Streaming<Answer>, deadline: Instant) -> Result<Part, ApiError> {
     match tokio::time::timeout_at(deadline, answers.message()).await {
         Err(_) => Err(deadline_error()),
@@ -266,7 +267,12 @@ async fn next(answers: &mut Streaming<Answer>, deadline: Instant) -> Result<Part
             cocoon_proto::ErrorCode::Protocol as i32,
             "empty answer part".into(),
         )),
-        Ok(Ok(Some(Answer { part: Some(p) }))) => Ok(p),
+        Ok(Ok(Some(Answer { part: Some(p) }))) => {
+            if matches!(p, Part::End(_) | Part::Error(_)) {
+                cocoon_net::drain_trailers(answers).await;
+            }
+            Ok(p)
+        }
     }
 }
 

@@ -8,8 +8,10 @@ mod request;
 
 pub use request::RequestDefaults;
 
+// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
+use axum::serve::ListenerExt;
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
-use cocoon_chain::{Chain, Role};
+use cocoon_chain::{Chain, Dialer, Role};
 use cocoon_net::{LinkTiming, RegistryPolicy};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +29,8 @@ pub struct ClientConfig {
     /// Proxy client endpoints (`host:port`); empty = all proxies in the registry.
     pub proxies: Vec<String>,
     pub max_pow_difficulty: u8,
+    /// DCAP verifier (collateral + cache) for peers with `tdx` evidence; None refuses them.
+    pub tdx_verifier: Option<Arc<cocoon_attest::TdxVerifier>>,
     pub reconnect_interval: Duration,
     pub timing: LinkTiming,
     pub defaults: RequestDefaults,
@@ -93,17 +97,16 @@ pub async fn start(
         EvidenceKind::None,
         &Measurements::for_label("cocoon-client"),
     )?;
-    let tls = identity.client_config(RegistryPolicy::shared(config.chain.clone(), Role::Proxy))?;
-    let mut endpoints = config.proxies.clone();
-    if endpoints.is_empty() {
-        endpoints = config
-            .chain
-            .registry()
-            .proxies
-            .iter()
-            .map(|p| p.client_endpoint.clone())
-            .collect();
-    }
+    let tls = identity.client_config(RegistryPolicy::with_tdx(
+        config.chain.clone(),
+        Role::Proxy,
+        config.tdx_verifier.clone(),
+    ))?;
+    let endpoints = if config.proxies.is_empty() {
+        config.chain.registry().proxy_endpoints(Dialer::Client)
+    } else {
+        config.proxies.clone()
+    };
     if endpoints.is_empty() {
         return Err(ClientError::NoProxies);
     }
@@ -121,6 +124,8 @@ pub async fn start(
         stats: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    // Certificates live one day; renew them in place so links never drop.
+    tasks.spawn(cocoon_attest::keep_renewed(identity, shutdown.clone()));
     for endpoint in endpoints {
         tasks.spawn(links::link_loop(
             config.clone(),
@@ -133,9 +138,14 @@ pub async fn start(
     let app = api::router(shared.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        if let Err(e) = axum::serve(
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            app,
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
         {
             tracing::warn!("client API server stopped: {e}");
         }

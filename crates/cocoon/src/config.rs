@@ -61,6 +61,22 @@ impl LinkFile {
     }
 }
 
+/// A DCAP verifier over the collateral file, if one is configured.
+fn tdx_verifier(
+    config_path: &Path,
+    collateral: &Option<PathBuf>,
+) -> Result<Option<Arc<cocoon_attest::TdxVerifier>>> {
+    let Some(file) = collateral else {
+        return Ok(None);
+    };
+    let path = resolve(config_path, file);
+    let source = cocoon_attest::FileCollateral::load(&path)
+        .with_context(|| format!("cannot load TDX collateral {}", path.display()))?;
+    Ok(Some(Arc::new(cocoon_attest::TdxVerifier::new(Arc::new(
+        source,
+    )))))
+}
+
 fn default_evidence() -> EvidenceKind {
     EvidenceKind::Sim
 }
@@ -84,6 +100,8 @@ pub struct ProxyFile {
     #[serde(default = "labels::proxy")]
     pub image_label: String,
     pub pow_difficulty: Option<u8>,
+    /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
+    pub tdx_collateral: Option<PathBuf>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -104,6 +122,8 @@ pub struct WorkerFile {
     /// Proxy worker endpoints; empty = every proxy in the registry.
     #[serde(default)]
     pub proxies: Vec<String>,
+    /// Weights file to verify against the hash in `model_id` before serving.
+    pub weights: Option<PathBuf>,
     /// Health and stats (`/healthz`, `/jsonstats`).
     #[serde(default = "ports::worker_http")]
     pub http_listen: SocketAddr,
@@ -113,6 +133,8 @@ pub struct WorkerFile {
     pub image_label: String,
     #[serde(default = "defaults::max_pow")]
     pub max_pow_difficulty: u8,
+    /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
+    pub tdx_collateral: Option<PathBuf>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -130,6 +152,8 @@ pub struct ClientFile {
     pub proxies: Vec<String>,
     #[serde(default = "defaults::max_pow")]
     pub max_pow_difficulty: u8,
+    /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
+    pub tdx_collateral: Option<PathBuf>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -185,6 +209,7 @@ pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
         http_listen: Some(f.http_listen),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
         pow_difficulty: f.pow_difficulty,
         timing: f.link.timing()?,
     })
@@ -206,8 +231,10 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
         max_active_requests: f.max_active_requests,
         proxies: f.proxies,
         http_listen: Some(f.http_listen),
+        weights: f.weights.as_deref().map(|w| resolve(path, w)),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
         hardware: cocoon_worker::detect_hardware(),
         max_pow_difficulty: f.max_pow_difficulty,
         engine_probe_interval: Duration::from_secs(1),
@@ -226,6 +253,7 @@ pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
         http_listen: f.http_listen,
         proxies: f.proxies,
         max_pow_difficulty: f.max_pow_difficulty,
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
         reconnect_interval: Duration::from_millis(500),
         timing: f.link.timing()?,
         defaults: cocoon_client::RequestDefaults::default(),

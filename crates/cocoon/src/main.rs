@@ -1,5 +1,7 @@
 //! `cocoon` — one binary for every role of the Cocoon network.
 
+mod attest_cmd;
+mod chain_cmd;
 mod config;
 mod dev;
 
@@ -34,6 +36,18 @@ enum Command {
     Worker(ConfigArg),
     /// Run a client (the OpenAI-compatible API for apps) from a TOML config file.
     Client(ConfigArg),
+    /// Benchmark relay overhead and scale on one proxy; prints a table, JSON or Markdown.
+    Bench(Box<cocoon_bench::BenchArgs>),
+    /// Produce and verify attestation evidence (quotes) by hand.
+    Attest {
+        #[command(subcommand)]
+        cmd: attest_cmd::AttestCommand,
+    },
+    /// The durable devnet chain (wallets, contracts, history): `cocoon chain serve`.
+    Chain {
+        #[command(subcommand)]
+        cmd: chain_cmd::ChainCommand,
+    },
     /// Manage the local registry file that separate processes share.
     Registry {
         #[command(subcommand)]
@@ -120,6 +134,9 @@ async fn main() -> Result<()> {
         Command::Proxy(c) => Ok(cocoon_proxy::run(config::proxy(&c.config)?, shutdown).await?),
         Command::Worker(c) => Ok(cocoon_worker::run(config::worker(&c.config)?, shutdown).await?),
         Command::Client(c) => Ok(cocoon_client::run(config::client(&c.config)?, shutdown).await?),
+        Command::Bench(args) => cocoon_bench::run(*args, shutdown).await,
+        Command::Attest { cmd } => attest_cmd::run(cmd),
+        Command::Chain { cmd } => chain_cmd::run(cmd, shutdown).await,
         Command::Registry {
             action:
                 RegistryAction::Init {

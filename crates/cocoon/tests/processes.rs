@@ -61,12 +61,27 @@ impl Drop for Proc {
     }
 }
 
+/// A free port for a child process to bind. Chosen below the kernel's ephemeral range
+/// (32768+), where ports bound with port 0 by other tests running in parallel come from, so
+/// nobody can take it between our check and the child's bind.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    loop {
+        let n = seed.wrapping_add(
+            COUNTER
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let port = 20_000 + (n % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Cluster {
@@ -153,6 +168,7 @@ async fn cluster(link: &str) -> Cluster {
             http_listen: "127.0.0.1:0".parse().unwrap(),
             proxies: Vec::new(),
             max_pow_difficulty: 28,
+            tdx_verifier: None,
             reconnect_interval: Duration::from_millis(100),
             timing: Default::default(),
             defaults: Default::default(),
@@ -287,4 +303,49 @@ async fn silent_worker_link_is_closed_by_keepalive() {
         "silent link detected after {took:?}"
     );
     assert!(c.engine.stats().requests_started >= 1);
+}
+
+#[test]
+fn worker_refuses_to_start_with_wrong_weights() {
+    let dir = std::env::temp_dir().join(format!(
+        "cocoon-weights-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    write(
+        &dir.join("model.gguf"),
+        "not the weights you are looking for",
+    );
+    LocalChain::write_file(
+        &dir.join("registry.json"),
+        &cocoon_devnet::dev_registry(MODEL_ID, 4),
+    )
+    .unwrap();
+    let expected = "ab".repeat(32);
+    write(
+        &dir.join("worker.toml"),
+        &format!(
+            "name = \"w\"\nowner_address = \"w\"\nregistry = \"registry.json\"\nmodel_id = \"m@r1:{expected}\"\n\
+             engine_url = \"http://127.0.0.1:9/v1\"\nweights = \"model.gguf\"\nhttp_listen = \"127.0.0.1:0\"\n\
+             proxies = [\"127.0.0.1:9\"]\n"
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cocoon"))
+        .args([
+            "worker",
+            "--config",
+            dir.join("worker.toml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "worker must refuse to start");
+    assert!(
+        stderr.contains(&expected),
+        "names the expected hash: {stderr}"
+    );
+    let actual = cocoon_worker::hash_weights_file(&dir.join("model.gguf")).unwrap();
+    assert!(stderr.contains(&actual), "names the actual hash: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

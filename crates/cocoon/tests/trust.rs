@@ -36,6 +36,7 @@ fn proxy_policy_now(net: &Net) -> Arc<dyn PolicySource> {
         allow_none: registry.allow_none,
         allow_sim: registry.allow_sim,
         allowed_image_hashes: registry.image_allowlist(Role::Proxy),
+        ..Default::default()
     })
 }
 
@@ -185,6 +186,7 @@ async fn proxy_with_unlisted_image_is_refused_by_clients_and_workers() {
             http_listen: ([127, 0, 0, 1], 0).into(),
             proxies: vec![addr.to_string()],
             max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
+            tdx_verifier: None,
             reconnect_interval: Duration::from_millis(100),
             timing: LinkTiming::default(),
             defaults: Default::default(),

@@ -89,3 +89,11 @@ where
         .await
         .map_err(|e| NetError::Channel(e.to_string()))
 }
+
+/// Reads a finished answer stream up to its gRPC trailers (bounded by one second).
+/// Dropping a response stream before its trailers arrive makes HTTP/2 reset it, and once a
+/// connection has reset too many streams h2 closes the whole link with every request on it.
+pub async fn drain_trailers<T>(stream: &mut tonic::Streaming<T>) {
+    let drain = async { while let Ok(Some(_)) = stream.message().await {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+}

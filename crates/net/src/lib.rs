@@ -8,7 +8,7 @@ mod grpc;
 mod policy;
 mod watch;
 
-pub use grpc::{channel_over, serve_over};
+pub use grpc::{channel_over, drain_trailers, serve_over};
 pub use policy::{client_peer_policy, RegistryPolicy};
 pub use watch::{ClosedSignal, WatchedStream};
 

@@ -30,6 +30,8 @@ pub struct ProxyConfig {
     pub http_listen: Option<SocketAddr>,
     pub evidence: EvidenceKind,
     pub measurements: Measurements,
+    /// DCAP verifier (collateral + cache) for peers with `tdx` evidence; None refuses them.
+    pub tdx_verifier: Option<Arc<cocoon_attest::TdxVerifier>>,
     /// Proof-of-work difficulty demanded before TLS; None = the registry's value.
     pub pow_difficulty: Option<u8>,
     pub timing: LinkTiming,
@@ -133,9 +135,11 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<RunningProxy, ProxyError> {
     let identity = Identity::generate(config.evidence, &config.measurements)?;
-    let worker_tls = TlsAcceptor::from(
-        identity.server_config(RegistryPolicy::shared(config.chain.clone(), Role::Worker))?,
-    );
+    let worker_tls = TlsAcceptor::from(identity.server_config(RegistryPolicy::with_tdx(
+        config.chain.clone(),
+        Role::Worker,
+        config.tdx_verifier.clone(),
+    ))?);
     let client_tls = TlsAcceptor::from(identity.server_config(client_peer_policy())?);
     let client_listener = bind(config.client_listen).await?;
     let worker_listener = bind(config.worker_listen).await?;
@@ -154,6 +158,11 @@ pub async fn start(
         stats: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    // Certificates live one day; renew them in place so links never drop.
+    tasks.spawn(cocoon_attest::keep_renewed(
+        shared.identity.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(accept_loop(
         shared.clone(),
         worker_listener,

@@ -190,9 +190,11 @@ pub(crate) fn relay(
                         shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
                         shared.stats.adjusted_tokens.fetch_add(charge.adjusted_tokens(), Ordering::Relaxed);
                         yield Ok(Answer { part: Some(Part::End(end)) });
+                        cocoon_net::drain_trailers(&mut answers).await;
                         return;
                     }
                     Part::Error(e) => {
+                        cocoon_net::drain_trailers(&mut answers).await;
                         if !head_sent && retryable(e.code) {
                             last_error = Some(Answer { part: Some(Part::Error(e)) });
                             break;

@@ -141,16 +141,26 @@ impl WorkerTable {
                 ),
             });
         }
-        let load = |w: &WorkerEntry| {
-            f64::from(w.active.load(Ordering::Relaxed)) / f64::from(w.max_active.max(1))
-        };
+        // Read each worker's load once: other requests change it concurrently, and two reads
+        // could leave no worker at the minimum (a false "all busy").
         let free: Vec<_> = enabled
             .into_iter()
             .filter(|w| w.coefficient.load(Ordering::Relaxed) <= max_coefficient)
-            .filter(|w| w.active.load(Ordering::Relaxed) < w.max_active)
+            .filter_map(|w| {
+                let active = w.active.load(Ordering::Relaxed);
+                (active < w.max_active)
+                    .then(|| (f64::from(active) / f64::from(w.max_active.max(1)), w))
+            })
             .collect();
-        let best = free.iter().map(|w| load(w)).fold(f64::INFINITY, f64::min);
-        let ties: Vec<_> = free.into_iter().filter(|w| load(w) <= best).collect();
+        let best = free
+            .iter()
+            .map(|(load, _)| *load)
+            .fold(f64::INFINITY, f64::min);
+        let ties: Vec<_> = free
+            .into_iter()
+            .filter(|(load, _)| *load <= best)
+            .map(|(_, w)| w)
+            .collect();
         if ties.is_empty() {
             return Err(NoWorker {
                 code: ErrorCode::Overloaded,

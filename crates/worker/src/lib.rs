@@ -7,11 +7,13 @@ mod hardware;
 mod health;
 mod http;
 mod serve;
+mod weights;
 
 pub use hardware::detect as detect_hardware;
+pub use weights::{hash_file as hash_weights_file, WeightsError};
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
-use cocoon_chain::{Chain, Role};
+use cocoon_chain::{Chain, Dialer, Role};
 use cocoon_engine::Engine;
 use cocoon_net::{dial, serve_over, LinkTiming, RegistryPolicy};
 use cocoon_proto::{worker_link_server::WorkerLinkServer, HardwareProfile, MAX_MESSAGE_BYTES};
@@ -34,10 +36,15 @@ pub struct WorkerConfig {
     pub max_active_requests: u32,
     /// Proxy endpoints (`host:port` of their worker listeners); empty = all in the registry.
     pub proxies: Vec<String>,
+    /// The model's weights file; when set, the worker refuses to start unless it hashes to
+    /// the `weights_hash` part of `model_id`.
+    pub weights: Option<std::path::PathBuf>,
     /// Health and stats over plain HTTP (default port 12000); None = off.
     pub http_listen: Option<std::net::SocketAddr>,
     pub evidence: EvidenceKind,
     pub measurements: Measurements,
+    /// DCAP verifier (collateral + cache) for peers with `tdx` evidence; None refuses them.
+    pub tdx_verifier: Option<Arc<cocoon_attest::TdxVerifier>>,
     pub hardware: HardwareProfile,
     pub max_pow_difficulty: u8,
     pub engine_probe_interval: Duration,
@@ -55,6 +62,8 @@ pub enum WorkerError {
     Attest(#[from] cocoon_attest::AttestError),
     #[error("no proxies configured and none in the registry")]
     NoProxies,
+    #[error("{0}")]
+    Weights(#[from] WeightsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -133,17 +142,16 @@ pub fn start(
         return Err(WorkerError::BadModelId(config.model_id.clone()));
     }
     let identity = Identity::generate(config.evidence, &config.measurements)?;
-    let tls = identity.client_config(RegistryPolicy::shared(config.chain.clone(), Role::Proxy))?;
-    let mut endpoints = config.proxies.clone();
-    if endpoints.is_empty() {
-        endpoints = config
-            .chain
-            .registry()
-            .proxies
-            .iter()
-            .map(|p| p.worker_endpoint.clone())
-            .collect();
-    }
+    let tls = identity.client_config(RegistryPolicy::with_tdx(
+        config.chain.clone(),
+        Role::Proxy,
+        config.tdx_verifier.clone(),
+    ))?;
+    let endpoints = if config.proxies.is_empty() {
+        config.chain.registry().proxy_endpoints(Dialer::Worker)
+    } else {
+        config.proxies.clone()
+    };
     if endpoints.is_empty() {
         return Err(WorkerError::NoProxies);
     }
@@ -163,6 +171,8 @@ pub fn start(
     });
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(health::probe_loop(shared.clone(), shutdown.clone()));
+    // Certificates live one day; renew them in place so links never drop.
+    tasks.spawn(cocoon_attest::keep_renewed(identity, shutdown.clone()));
     if let Some(listener) = http_listener {
         tasks.spawn(http::serve(shared.clone(), listener, shutdown.clone()));
     }
@@ -192,8 +202,26 @@ fn bind_http(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Work
     bind().map_err(|source| WorkerError::Bind { addr, source })
 }
 
-/// Runs the worker until `shutdown`.
+/// Verifies the configured weights file against the model id (blocking work on a
+/// blocking thread). A worker without a weights file serves what its engine loaded.
+pub async fn verify_weights(config: &WorkerConfig) -> Result<(), WorkerError> {
+    let Some(path) = config.weights.clone() else {
+        return Ok(());
+    };
+    let model_id = config.model_id.clone();
+    let hash = tokio::task::spawn_blocking(move || weights::verify(&model_id, &path))
+        .await
+        .map_err(|e| WeightsError::Read {
+            path: Default::default(),
+            source: std::io::Error::other(e),
+        })??;
+    tracing::info!(sha256 = %hash, "model weights verified");
+    Ok(())
+}
+
+/// Verifies the weights, then runs the worker until `shutdown`.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    verify_weights(&config).await?;
     let running = start(config, shutdown)?;
     running.task.await.ok();
     Ok(())

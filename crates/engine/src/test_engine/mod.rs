@@ -7,6 +7,8 @@
 mod gen;
 mod wire;
 
+// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
+use axum::serve::ListenerExt;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -98,9 +100,14 @@ impl TestEngine {
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        axum::serve(
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            self.router(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
     }
 
     pub fn stats(&self) -> TestEngineStats {

@@ -1,0 +1,224 @@
+//! `RemoteChain`: the `Chain` of a `cocoon chain serve` endpoint, so processes on other
+//! hosts share one devnet.
+//!
+//! The trait is sync, reqwest is async: requests run on a private single-thread runtime on
+//! its own thread and the caller waits on a channel. That works from any context (plain
+//! threads, `spawn_blocking`, even a runtime worker, which it blocks for one round trip)
+//! and never deadlocks on the caller's runtime. `registry()` never does I/O: a background
+//! task refreshes a cached copy every `refresh` (1 s by default).
+
+use crate::http::{AdvanceBody, BalanceBody, ErrorBody};
+use crate::{Chain, ChainError, Registry, Tip, TxRecord};
+use cocoon_ledger::{Address, Op, World};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Bound on every request, so a hung server cannot hang a caller forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct RemoteChain {
+    base: String,
+    client: reqwest::Client,
+    rt: tokio::runtime::Handle,
+    registry: Arc<RwLock<Arc<Registry>>>,
+    /// Dropping it ends the runtime thread (and the refresher with it).
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RemoteChain {
+    /// Connects to `url` (e.g. `http://127.0.0.1:11500`) and fetches the registry once, so
+    /// a wrong address fails here rather than at the first handshake.
+    pub fn connect(url: &str) -> Result<Arc<Self>, ChainError> {
+        Self::connect_with(url, Duration::from_secs(1))
+    }
+
+    /// Like `connect`, refreshing the cached registry every `refresh`.
+    pub fn connect_with(url: &str, refresh: Duration) -> Result<Arc<Self>, ChainError> {
+        let base = url.trim_end_matches('/').to_string();
+        let remote_err = |message: String| ChainError::Remote {
+            url: base.clone(),
+            message,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("remote-chain".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(rt.handle().clone()));
+                // Spawned tasks run while this waits; they are dropped with the runtime.
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(|e| remote_err(format!("cannot start client thread: {e}")))?;
+        let rt = ready_rx
+            .recv()
+            .map_err(|_| remote_err("client thread died".into()))?
+            .map_err(|e| remote_err(format!("cannot start client runtime: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| remote_err(format!("cannot build HTTP client: {e}")))?;
+        let first: Registry = call(&rt, get(&client, &base, "/registry"), &base)?;
+        let chain = Arc::new(RemoteChain {
+            base,
+            client,
+            rt,
+            registry: Arc::new(RwLock::new(Arc::new(first))),
+            _stop: stop,
+        });
+        chain.spawn_refresher(refresh);
+        Ok(chain)
+    }
+
+    /// Fetches the registry now (instead of waiting for the background refresh).
+    pub fn refresh_registry(&self) -> Result<Arc<Registry>, ChainError> {
+        let fresh: Arc<Registry> =
+            Arc::new(self.call(get(&self.client, &self.base, "/registry"))?);
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+
+    fn spawn_refresher(&self, every: Duration) {
+        let (client, base, cache) = (
+            self.client.clone(),
+            self.base.clone(),
+            self.registry.clone(),
+        );
+        self.rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match exchange::<Registry>(get(&client, &base, "/registry"), &base).await {
+                    Ok(r) => *cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r),
+                    // Keep serving the last registry: a chain server restart must not take
+                    // the network down.
+                    Err(e) => tracing::warn!("registry refresh failed: {e}"),
+                }
+            }
+        });
+    }
+
+    fn call<T: DeserializeOwned + Send + 'static>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ChainError> {
+        call(&self.rt, req, &self.base)
+    }
+}
+
+impl Chain for RemoteChain {
+    fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn submit(&self, op: Op) -> Result<TxRecord, ChainError> {
+        let url = format!("{}/submit", self.base);
+        self.call(self.client.post(url).json(&op))
+    }
+
+    fn tip(&self) -> Result<Tip, ChainError> {
+        self.call(get(&self.client, &self.base, "/time"))
+    }
+
+    fn world(&self) -> Result<Arc<World>, ChainError> {
+        self.call::<World>(get(&self.client, &self.base, "/state"))
+            .map(Arc::new)
+    }
+
+    fn balance(&self, address: &Address) -> Result<u64, ChainError> {
+        let path = format!("/balance/{address}");
+        self.call::<BalanceBody>(get(&self.client, &self.base, &path))
+            .map(|b| b.balance)
+    }
+
+    fn history(&self, from_seq: u64, limit: usize) -> Result<Vec<TxRecord>, ChainError> {
+        // The server caps each answer; page until `limit` or the end.
+        let mut out: Vec<TxRecord> = Vec::new();
+        let mut from = from_seq;
+        while out.len() < limit {
+            let want = (limit - out.len()).min(crate::http::MAX_HISTORY);
+            let path = format!("/history?from={from}&limit={want}");
+            let page: Vec<TxRecord> = self.call(get(&self.client, &self.base, &path))?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            let short = page.len() < want;
+            out.extend(page);
+            if short {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn advance(&self, secs: u64) -> Result<Tip, ChainError> {
+        let url = format!("{}/advance", self.base);
+        self.call(self.client.post(url).json(&AdvanceBody { secs }))
+    }
+}
+
+fn get(client: &reqwest::Client, base: &str, path: &str) -> reqwest::RequestBuilder {
+    client.get(format!("{base}{path}"))
+}
+
+/// Runs one request on the client runtime and waits for its answer.
+fn call<T: DeserializeOwned + Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    req: reqwest::RequestBuilder,
+    base: &str,
+) -> Result<T, ChainError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let url = base.to_string();
+    rt.spawn(async move {
+        let _ = tx.send(exchange::<T>(req, &url).await);
+    });
+    rx.recv().map_err(|_| ChainError::Remote {
+        url: base.to_string(),
+        message: "client runtime stopped".into(),
+    })?
+}
+
+async fn exchange<T: DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<T, ChainError> {
+    let remote = |message: String| ChainError::Remote {
+        url: url.to_string(),
+        message,
+    };
+    let resp = req.send().await.map_err(|e| remote(e.to_string()))?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| remote(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&body).map_err(|e| remote(format!("bad answer: {e}")));
+    }
+    let message = serde_json::from_slice::<ErrorBody>(&body)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    Err(match status {
+        StatusCode::CONFLICT => ChainError::Rejected {
+            reason: message
+                .strip_prefix("op rejected: ")
+                .unwrap_or(&message)
+                .to_string(),
+            ledger: None,
+        },
+        StatusCode::BAD_REQUEST => ChainError::BadRequest(message),
+        _ => remote(format!("{status}: {message}")),
+    })
+}
