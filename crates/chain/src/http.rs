@@ -15,13 +15,14 @@
 //!
 //! [`RemoteChain`]: crate::RemoteChain
 
-// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
 use crate::{Chain, ChainError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+// TCP_NODELAY on accepted sockets: otherwise a small response can wait ~40 ms for the
+// peer's delayed ACK (Nagle's algorithm).
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use cocoon_ledger::{Address, Op};

@@ -8,8 +8,6 @@ mod request;
 
 pub use request::RequestDefaults;
 
-// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
-use axum::serve::ListenerExt;
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Dialer, Role};
 use cocoon_net::{LinkTiming, RegistryPolicy};
@@ -136,20 +134,12 @@ pub async fn start(
         ));
     }
     let app = api::router(shared.clone());
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        if let Err(e) = axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app,
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        {
-            tracing::warn!("client API server stopped: {e}");
-        }
-    });
+    tasks.spawn(cocoon_net::serve_http(
+        listener,
+        app,
+        shutdown.clone(),
+        "client API",
+    ));
     tracing::info!(%http_addr, "client API listening");
     let task = tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
     Ok(RunningClient {

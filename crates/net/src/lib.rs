@@ -5,10 +5,12 @@
 //! "serve over this stream" and "be a gRPC caller over this stream" live here.
 
 mod grpc;
+mod http;
 mod policy;
 mod watch;
 
 pub use grpc::{channel_over, drain_trailers, serve_over};
+pub use http::serve_http;
 pub use policy::{client_peer_policy, RegistryPolicy};
 pub use watch::{ClosedSignal, WatchedStream};
 

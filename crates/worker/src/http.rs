@@ -1,8 +1,6 @@
 //! The worker's plain-HTTP port: health and stats for its operator (no request content).
 
-// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
 use crate::Shared;
-use axum::serve::ListenerExt;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -15,17 +13,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
         .with_state(shared);
-    if let Err(e) = axum::serve(
-        listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }),
-        app,
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
-    {
-        tracing::warn!("worker http server stopped: {e}");
-    }
+    cocoon_net::serve_http(listener, app, shutdown, "worker stats").await;
 }
 
 /// 200 while the worker offers itself to proxies; 503 (with the reason) otherwise.

@@ -7,7 +7,8 @@
 mod gen;
 mod wire;
 
-// Without TCP_NODELAY a small response can wait ~40 ms for the peer's delayed ACK.
+// TCP_NODELAY on accepted sockets: otherwise a small response can wait ~40 ms for the
+// peer's delayed ACK (Nagle's algorithm).
 use axum::serve::ListenerExt;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
