@@ -85,6 +85,17 @@ pub enum AttestError {
     /// The collateral is unreadable or malformed.
     #[error("bad collateral: {0}")]
     BadCollateral(String),
+    /// Collateral for this platform is not cached yet (or expired); a background fetch from the
+    /// PCCS/PCS is under way. Transient: the peer's redial succeeds once it lands.
+    #[error("DCAP collateral for {platform} is being fetched from {url}; retry shortly (last fetch error: {last_error})")]
+    CollateralPending {
+        platform: String,
+        url: String,
+        last_error: String,
+    },
+    /// Fetching collateral from the PCCS/PCS failed (network, HTTP status, malformed answer).
+    #[error("collateral fetch: {0}")]
+    CollateralFetch(String),
     /// The policy has no collateral source, so real TDX quotes cannot be verified.
     #[error("no DCAP collateral source configured for tdx evidence")]
     NoCollateral,

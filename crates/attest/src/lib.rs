@@ -17,7 +17,7 @@
 //!
 //! Modules: [`quote`] (TDX quote v4 layout), [`td_quote`] (v4/v5 parsing of real quotes),
 //! [`sim`] (software TEE quotes chained to a devnet root), [`tdx`] (DCAP verification of real
-//! quotes, collateral, cache), [`tsm`] (real quotes from configfs-tsm), `evidence` (generation,
+//! quotes, collateral, cache), [`pccs`] (collateral from a PCCS/PCS URL), [`tsm`] (real quotes from configfs-tsm), `evidence` (generation,
 //! renewal), `verify` (one verification path for every kind), `tls` (rustls glue), [`pow`].
 
 mod chain;
@@ -25,6 +25,7 @@ pub mod claims;
 mod error;
 mod evidence;
 mod measurements;
+pub mod pccs;
 mod policy;
 pub mod pow;
 pub mod quote;
@@ -47,6 +48,7 @@ use std::str::FromStr;
 pub use error::AttestError;
 pub use evidence::Identity;
 pub use measurements::Measurements;
+pub use pccs::PccsCollateral;
 pub use policy::{Policy, PolicySource, SharedPolicy};
 pub use renew::{keep_renewed, renewal_due};
 pub use tdx::{CollateralSource, FileCollateral, TdxVerifier};

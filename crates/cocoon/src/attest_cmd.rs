@@ -3,7 +3,7 @@
 //! * `quote` — evidence of this machine: a `sim` quote over devnet measurements, or a real `tdx`
 //!   quote from configfs-tsm (fails clearly outside a TD). Raw bytes to `--out`, hex to stdout.
 //! * `verify` — the same verification path as RA-TLS peers: sim chain to a pinned root, or DCAP
-//!   with the given collateral (offline) at `--at`; then the policy (production by default).
+//!   with the given collateral (offline, `--collateral`, or fetched now from `--pccs-url`) at `--at`; then the policy (production by default).
 //!   Prints TCB status, MRTD, RTMR0-3, image hash, report data; fails with the reason.
 //! * `image-hash` — the image hash of a quote's measurements (no verification).
 
@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use cocoon_attest::report::{image_hash_of, read_quote_file, report_text};
 use cocoon_attest::{
-    sim, tsm, verify_quote, EvidenceKind, FileCollateral, Measurements, Policy, TdxVerifier,
+    sim, tsm, verify_quote, EvidenceKind, FileCollateral, Measurements, PccsCollateral, Policy,
+    TdxVerifier,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,8 +41,12 @@ pub enum AttestCommand {
         #[arg(long)]
         quote: PathBuf,
         /// DCAP collateral JSON for real `tdx` quotes (offline verification).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pccs_url")]
         collateral: Option<PathBuf>,
+        /// Fetch the DCAP collateral from this PCCS/PCS base URL instead
+        /// (e.g. https://api.trustedservices.intel.com).
+        #[arg(long)]
+        pccs_url: Option<String>,
         /// Verification time, UNIX seconds (default: now).
         #[arg(long)]
         at: Option<u64>,
@@ -68,9 +73,10 @@ pub fn run(cmd: AttestCommand) -> Result<()> {
         AttestCommand::Verify {
             quote,
             collateral,
+            pccs_url,
             at,
             policy,
-        } => verify(quote, collateral, at, policy),
+        } => verify(quote, collateral, pccs_url, at, policy),
         AttestCommand::ImageHash { quote } => {
             let raw = read_quote_file(&quote)?;
             println!("{}", to_hex(&image_hash_of(&raw)?));
@@ -110,6 +116,7 @@ fn quote(
 fn verify(
     quote: PathBuf,
     collateral: Option<PathBuf>,
+    pccs_url: Option<String>,
     at: Option<u64>,
     policy: Option<PathBuf>,
 ) -> Result<()> {
@@ -124,6 +131,18 @@ fn verify(
         policy.tdx = Some(Arc::new(TdxVerifier::new(Arc::new(FileCollateral::load(
             &path,
         )?))));
+    }
+    if let Some(url) = pccs_url {
+        // Fetch synchronously (no handshake waits on us here), then verify offline against it,
+        // so an expired answer is reported precisely at `--at`.
+        let parsed = cocoon_attest::td_quote::TdQuote::parse(&raw)
+            .context("--pccs-url needs a real tdx quote")?;
+        let fetched = PccsCollateral::new(&url)?
+            .fetch_blocking(&parsed)
+            .with_context(|| format!("fetch DCAP collateral from {url}"))?;
+        policy.tdx = Some(Arc::new(TdxVerifier::new(Arc::new(
+            FileCollateral::from_collateral((*fetched).clone()),
+        ))));
     }
     let now = at.map_or_else(SystemTime::now, |s| UNIX_EPOCH + Duration::from_secs(s));
     let report = verify_quote(&raw, &policy, now).context("quote refused")?;

@@ -61,20 +61,30 @@ impl LinkFile {
     }
 }
 
-/// A DCAP verifier over the collateral file, if one is configured.
+/// A DCAP verifier over the collateral file or PCCS/PCS URL, if one is configured.
 fn tdx_verifier(
     config_path: &Path,
     collateral: &Option<PathBuf>,
+    collateral_url: &Option<String>,
 ) -> Result<Option<Arc<cocoon_attest::TdxVerifier>>> {
-    let Some(file) = collateral else {
-        return Ok(None);
+    let source: Arc<dyn cocoon_attest::CollateralSource> = match (collateral, collateral_url) {
+        (Some(_), Some(_)) => {
+            bail!("set either tdx_collateral (a file) or tdx_collateral_url (a PCCS/PCS), not both")
+        }
+        (None, None) => return Ok(None),
+        (Some(file), None) => {
+            let path = resolve(config_path, file);
+            Arc::new(
+                cocoon_attest::FileCollateral::load(&path)
+                    .with_context(|| format!("cannot load TDX collateral {}", path.display()))?,
+            )
+        }
+        (None, Some(url)) => Arc::new(
+            cocoon_attest::PccsCollateral::new(url)
+                .with_context(|| format!("bad tdx_collateral_url {url:?}"))?,
+        ),
     };
-    let path = resolve(config_path, file);
-    let source = cocoon_attest::FileCollateral::load(&path)
-        .with_context(|| format!("cannot load TDX collateral {}", path.display()))?;
-    Ok(Some(Arc::new(cocoon_attest::TdxVerifier::new(Arc::new(
-        source,
-    )))))
+    Ok(Some(Arc::new(cocoon_attest::TdxVerifier::new(source))))
 }
 
 fn default_evidence() -> EvidenceKind {
@@ -102,6 +112,8 @@ pub struct ProxyFile {
     pub pow_difficulty: Option<u8>,
     /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
     pub tdx_collateral: Option<PathBuf>,
+    /// PCCS/PCS base URL to fetch that collateral from instead (online; cached until expiry).
+    pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -135,6 +147,8 @@ pub struct WorkerFile {
     pub max_pow_difficulty: u8,
     /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
     pub tdx_collateral: Option<PathBuf>,
+    /// PCCS/PCS base URL to fetch that collateral from instead (online; cached until expiry).
+    pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -154,6 +168,8 @@ pub struct ClientFile {
     pub max_pow_difficulty: u8,
     /// Intel DCAP collateral (JSON) to verify peers' `tdx` quotes offline.
     pub tdx_collateral: Option<PathBuf>,
+    /// PCCS/PCS base URL to fetch that collateral from instead (online; cached until expiry).
+    pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
 }
@@ -209,7 +225,7 @@ pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
         http_listen: Some(f.http_listen),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),
-        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?,
         pow_difficulty: f.pow_difficulty,
         timing: f.link.timing()?,
     })
@@ -234,7 +250,7 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
         weights: f.weights.as_deref().map(|w| resolve(path, w)),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),
-        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?,
         hardware: cocoon_worker::detect_hardware(),
         max_pow_difficulty: f.max_pow_difficulty,
         engine_probe_interval: Duration::from_secs(1),
@@ -253,7 +269,7 @@ pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
         http_listen: f.http_listen,
         proxies: f.proxies,
         max_pow_difficulty: f.max_pow_difficulty,
-        tdx_verifier: tdx_verifier(path, &f.tdx_collateral)?,
+        tdx_verifier: tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?,
         reconnect_interval: Duration::from_millis(500),
         timing: f.link.timing()?,
         defaults: cocoon_client::RequestDefaults::default(),

@@ -210,3 +210,111 @@ fn tdx_quote_outside_a_td_fails_clearly() {
         stderr(&o)
     );
 }
+
+/// A minimal PCCS on 127.0.0.1 (HTTP/1.1, one request per connection) serving the real
+/// collateral of `tdx_quote` split into the PCS v4 endpoints; returns its base URL.
+fn mock_pccs() -> String {
+    use cocoon_attest::pccs::{pccs_responses, PlatformKey};
+    use std::io::{Read, Write};
+    let raw = std::fs::read(testdata("tdx_quote")).unwrap();
+    let quote = cocoon_attest::td_quote::TdQuote::parse(&raw).unwrap();
+    let json = std::fs::read(testdata("tdx_quote_collateral.json")).unwrap();
+    let collateral = cocoon_attest::tdx::parse_collateral(&json).unwrap();
+    let routes = pccs_responses(&collateral, &PlatformKey::of(&quote).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&req);
+            let path = text.split_whitespace().nth(1).unwrap_or("");
+            let mut out = Vec::new();
+            match routes.iter().find(|(p, _, _)| p == path) {
+                Some((_, headers, body)) => {
+                    out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+                    for (k, v) in headers {
+                        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+                    }
+                    out.extend_from_slice(
+                        format!(
+                            "content-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
+                    out.extend_from_slice(body);
+                }
+                None => out.extend_from_slice(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                ),
+            }
+            let _ = stream.write_all(&out);
+        }
+    });
+    url
+}
+
+#[test]
+fn verifies_real_quote_with_collateral_from_a_pccs_url() {
+    let url = mock_pccs();
+    let args = |at: &str| -> Output {
+        cocoon(&[
+            "attest",
+            "verify",
+            "--quote",
+            &testdata("tdx_quote"),
+            "--pccs-url",
+            &url,
+            "--at",
+            at,
+        ])
+    };
+    let o = args("1750332747");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = verify_real("tdx_quote", "tdx_quote_collateral.json", "1750332747");
+    assert_eq!(stdout(&o), stdout(&file), "same report as with the file");
+    assert_eq!(field(&stdout(&o), "tcb_status"), "UpToDate");
+
+    // Outside the fetched collateral's window: refused with the reason.
+    let o = args("1850000000");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
+
+    // A PCCS that is not there: a clear fetch error, no panic.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let o = cocoon(&[
+        "attest",
+        "verify",
+        "--quote",
+        &testdata("tdx_quote"),
+        "--pccs-url",
+        &dead_url,
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("fetch DCAP collateral"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // --collateral and --pccs-url together are refused.
+    let o = cocoon(&[
+        "attest",
+        "verify",
+        "--quote",
+        &testdata("tdx_quote"),
+        "--pccs-url",
+        &url,
+        "--collateral",
+        &testdata("tdx_quote_collateral.json"),
+    ]);
+    assert!(!o.status.success());
+}
