@@ -85,6 +85,30 @@ fn evidence(c: &mut Criterion) {
                 .expect("verifies")
         })
     });
+    // A real Intel TDX quote with its DCAP collateral, at a time inside the collateral's
+    // window: uncached = full DCAP verification (signatures, chain, CRLs, TCB); cached = the
+    // per-quote-hash cache a proxy hits for every later handshake with the same peer.
+    let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/../attest/testdata/tdx/");
+    let quote = std::fs::read(format!("{testdata}tdx_quote")).expect("test quote");
+    let source: std::sync::Arc<dyn cocoon_attest::CollateralSource> = std::sync::Arc::new(
+        cocoon_attest::FileCollateral::load(std::path::Path::new(&format!(
+            "{testdata}tdx_quote_collateral.json"
+        )))
+        .expect("test collateral"),
+    );
+    let at = 1_750_332_747;
+    let verifier = cocoon_attest::TdxVerifier::new(source.clone());
+    g.bench_function("verify_tdx_quote_uncached", |b| {
+        b.iter(|| {
+            cocoon_attest::TdxVerifier::new(source.clone())
+                .verify(black_box(&quote), at)
+                .expect("verifies")
+        })
+    });
+    verifier.verify(&quote, at).expect("verifies");
+    g.bench_function("verify_tdx_quote_cached", |b| {
+        b.iter(|| verifier.verify(black_box(&quote), at).expect("cached"))
+    });
     g.sample_size(20);
     g.bench_function("generate_sim_identity", |b| {
         b.iter(|| Identity::generate(EvidenceKind::Sim, black_box(&m)).expect("generates"))

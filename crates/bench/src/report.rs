@@ -523,7 +523,7 @@ const METHOD: &str = "## Method
   below).
 - **Hot paths**: criterion benches in `crates/bench/benches/hot_paths.rs`
   (`cargo bench -p cocoon-bench`): usage scanning of real test-engine SSE chunks and bodies,
-  sim certificate verification (uncached: the attest crate has no verification cache), and PoW
+  sim certificate verification (sim certificates are not cached), real TDX quote DCAP verification uncached and through the verifier's per-quote cache, and PoW
   solving at the default difficulty (20 bits; fresh salt per solve, so the figure is the mean
   over the geometric distribution), and voucher signing and verification (Ed25519 over the
   fixed 62-byte voucher message).
