@@ -8,9 +8,10 @@
 //! succeeds once the collateral is in. Cached collateral is refreshed in the background
 //! [`REFRESH_EVERY_SECS`] after it was fetched and within [`REFRESH_AHEAD_SECS`] of its expiry,
 //! while the old copy keeps serving. Failed fetches are retried (a few attempts per fetch, then
-//! exponential backoff between fetches). Plain `http://` only for now (https needs a TLS
-//! connector that does not change reqwest's features workspace-wide); responses are bounded to [`MAX_RESPONSE_LEN`] bytes and
-//! every malformed answer is an error, never a panic.
+//! exponential backoff between fetches). `http://` and `https://` (server certificates checked
+//! against the bundled Mozilla roots plus [`FetchOptions::extra_roots`]);
+//! responses are bounded to [`MAX_RESPONSE_LEN`] bytes and every malformed answer is an error,
+//! never a panic.
 //!
 //! Endpoints (as dcap-qvl's `collateral` module, for a TDX quote; `base` may be a PCS or PCCS
 //! root, with or without the `/{sgx,tdx}/certification/v4` suffix):
@@ -26,6 +27,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod http_client;
+
+use self::http_client::HttpClient;
 use crate::td_quote::TdQuote;
 use crate::tdx::{collateral_window, Collateral, CollateralSource};
 use crate::AttestError;
@@ -57,6 +61,8 @@ pub struct FetchOptions {
     /// [`FetchOptions::max_backoff`]).
     pub backoff: Duration,
     pub max_backoff: Duration,
+    /// Extra trusted roots (DER) for https, beside the bundled Mozilla roots: a private PCCS's CA.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl Default for FetchOptions {
@@ -67,6 +73,7 @@ impl Default for FetchOptions {
             retry_delay: Duration::from_millis(500),
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(600),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -121,17 +128,13 @@ impl Endpoints {
             .trim_end_matches("/tdx/certification/v4")
             .trim_end_matches('/')
             .to_string();
-        let parsed = reqwest::Url::parse(&base)
+        let parsed: hyper::Uri = base
+            .parse()
             .map_err(|e| fetch_err(format!("PCCS URL {base_url:?}: {e}")))?;
-        if parsed.scheme() == "https" {
+        let scheme_ok = matches!(parsed.scheme_str(), Some("http" | "https"));
+        if !scheme_ok || parsed.host().is_none_or(str::is_empty) {
             return Err(fetch_err(format!(
-                "PCCS URL {base_url:?}: https is not supported yet (no TLS in this build's HTTP \
-                 client); use a PCCS reachable over http (e.g. on the host or a local TLS proxy)"
-            )));
-        }
-        if parsed.scheme() != "http" || parsed.host_str().is_none() {
-            return Err(fetch_err(format!(
-                "PCCS URL {base_url:?}: expected http://host[:port][/path]"
+                "PCCS URL {base_url:?}: expected http[s]://host[:port][/path]"
             )));
         }
         Ok(Endpoints { base })
@@ -161,119 +164,6 @@ impl Endpoints {
     }
 }
 
-struct Response {
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Response {
-    /// A URL-encoded PEM chain from the first of `names` present.
-    fn chain(&self, url: &str, names: &[&str]) -> Result<String, AttestError> {
-        let value = names
-            .iter()
-            .find_map(|n| self.headers.get(*n))
-            .ok_or_else(|| fetch_err(format!("{url}: no {} header", names.join(" / "))))?;
-        let text = value
-            .to_str()
-            .map_err(|_| fetch_err(format!("{url}: {} header is not ASCII", names[0])))?;
-        let pem = urlencoding::decode(text)
-            .map_err(|e| fetch_err(format!("{url}: {} header: {e}", names[0])))?;
-        if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(fetch_err(format!(
-                "{url}: {} header holds no PEM certificate",
-                names[0]
-            )));
-        }
-        Ok(pem.into_owned())
-    }
-}
-
-/// Why one GET failed, and whether trying again may help.
-struct GetError {
-    msg: String,
-    retry: bool,
-}
-
-async fn get_once(client: &reqwest::Client, url: &str) -> Result<Response, GetError> {
-    let fail = |msg: String, retry: bool| GetError { msg, retry };
-    let mut resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(format!("{url}: {}", chain(&e)), true))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let retry = status.is_server_error() || status.as_u16() == 429;
-        return Err(fail(format!("{url}: HTTP {status}"), retry));
-    }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_RESPONSE_LEN as u64)
-    {
-        return Err(fail(
-            format!("{url}: response larger than {MAX_RESPONSE_LEN} bytes"),
-            false,
-        ));
-    }
-    let headers = resp.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| fail(format!("{url}: body: {}", chain(&e)), true))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_LEN {
-            return Err(fail(
-                format!("{url}: response larger than {MAX_RESPONSE_LEN} bytes"),
-                false,
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Response { headers, body })
-}
-
-/// An error with its sources (reqwest's own message omits the cause: refused, timed out, TLS...).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
-}
-
-async fn get(
-    client: &reqwest::Client,
-    url: &str,
-    opts: &FetchOptions,
-) -> Result<Response, AttestError> {
-    let mut delay = opts.retry_delay;
-    let mut attempt = 1;
-    loop {
-        match get_once(client, url).await {
-            Ok(r) => return Ok(r),
-            Err(e) if !e.retry || attempt >= opts.attempts.max(1) => {
-                return Err(fetch_err(if attempt > 1 {
-                    format!("{} (after {attempt} attempts)", e.msg)
-                } else {
-                    e.msg
-                }))
-            }
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
-                attempt += 1;
-            }
-        }
-    }
-}
-
 /// `{"<field>": {...}, "signature": "<hex>"}` → (the signed JSON exactly as served, signature).
 fn signed_json(url: &str, body: &[u8], field: &str) -> Result<(String, Vec<u8>), AttestError> {
     #[derive(serde::Deserialize)]
@@ -296,14 +186,6 @@ fn signed_json(url: &str, body: &[u8], field: &str) -> Result<(String, Vec<u8>),
     Ok((raw.get().to_string(), signature))
 }
 
-fn http_client(opts: &FetchOptions) -> Result<reqwest::Client, AttestError> {
-    reqwest::Client::builder()
-        .timeout(opts.timeout)
-        .connect_timeout(opts.timeout)
-        .build()
-        .map_err(|e| fetch_err(format!("HTTP client: {e}")))
-}
-
 /// Fetch the collateral of one platform family from `base_url` (PCS or PCCS), validated: every
 /// piece parses and the validity window is not empty. Signatures are checked by DCAP at
 /// verification time, against the pinned Intel root.
@@ -316,15 +198,15 @@ pub async fn fetch_collateral(
     if key.fmspc.len() != 12 || !key.fmspc.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(fetch_err(format!("bad FMSPC {:?}", key.fmspc)));
     }
-    let client = http_client(opts)?;
+    let client = HttpClient::new(opts)?;
 
     let url = ep.pck_crl(key.ca);
-    let r = get(&client, &url, opts).await?;
+    let r = client.get(&url).await?;
     let pck_crl_issuer_chain = r.chain(&url, &["SGX-PCK-CRL-Issuer-Chain"])?;
     let pck_crl = r.body;
 
     let url = ep.tcb(&key.fmspc);
-    let r = get(&client, &url, opts).await?;
+    let r = client.get(&url).await?;
     let tcb_info_issuer_chain = r.chain(
         &url,
         &["TCB-Info-Issuer-Chain", "SGX-TCB-Info-Issuer-Chain"],
@@ -332,16 +214,16 @@ pub async fn fetch_collateral(
     let (tcb_info, tcb_info_signature) = signed_json(&url, &r.body, "tcbInfo")?;
 
     let url = ep.qe_identity();
-    let r = get(&client, &url, opts).await?;
+    let r = client.get(&url).await?;
     let qe_identity_issuer_chain = r.chain(&url, &["SGX-Enclave-Identity-Issuer-Chain"])?;
     let (qe_identity, qe_identity_signature) = signed_json(&url, &r.body, "enclaveIdentity")?;
 
     let root_ca_crl = if ep.is_intel_pcs() {
-        get(&client, INTEL_ROOT_CA_CRL_URL, opts).await?.body
+        client.get(INTEL_ROOT_CA_CRL_URL).await?.body
     } else {
         // PCCS serves the root CA CRL hex-encoded; accept raw DER as well.
         let url = ep.root_ca_crl();
-        let body = get(&client, &url, opts).await?.body;
+        let body = client.get(&url).await?.body;
         if body.first() == Some(&0x30) {
             body
         } else {

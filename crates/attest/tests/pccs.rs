@@ -83,8 +83,7 @@ async fn serve(mock: Mock, uri: Uri) -> Response {
     }
 }
 
-/// Start the mock; returns its base URL.
-async fn start_mock() -> (String, Mock) {
+fn mock_app() -> (axum::Router, Mock) {
     let routes = pccs_responses(&collateral(), &key())
         .into_iter()
         .map(|(p, h, b)| (p, (h, b)))
@@ -96,6 +95,12 @@ async fn start_mock() -> (String, Mock) {
     };
     let m = mock.clone();
     let app = axum::Router::new().fallback(move |uri: Uri| serve(m.clone(), uri));
+    (app, mock)
+}
+
+/// Start the mock; returns its base URL.
+async fn start_mock() -> (String, Mock) {
+    let (app, mock) = mock_app();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -109,6 +114,7 @@ fn fast() -> FetchOptions {
         retry_delay: Duration::from_millis(10),
         backoff: Duration::from_secs(0),
         max_backoff: Duration::from_secs(0),
+        extra_roots: Vec::new(),
     }
 }
 
@@ -267,9 +273,114 @@ async fn unreachable_or_invalid_urls_fail_cleanly() {
         .unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
     assert!(err.to_string().contains("after 3 attempts"), "{err}");
-    let err = PccsCollateral::new(cocoon_attest::pccs::INTEL_PCS_URL).unwrap_err();
-    assert!(err.to_string().contains("https is not supported"), "{err}");
-    for bad in ["", "not a url", "ftp://example.com", "http://"] {
+    // https is accepted (Intel's PCS directly).
+    PccsCollateral::new(cocoon_attest::pccs::INTEL_PCS_URL).unwrap();
+    PccsCollateral::new("https://pccs.local:8081/sgx/certification/v4/").unwrap();
+    for bad in ["", "not a url", "ftp://example.com", "http://", "https://"] {
         assert!(PccsCollateral::new(bad).is_err(), "{bad:?}");
     }
+}
+
+/// Start the mock over TLS with a fresh self-signed certificate for 127.0.0.1 and localhost;
+/// returns its `https://` base URL, the certificate (DER) and the mock.
+async fn start_tls_mock() -> (String, Vec<u8>, Mock) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let der = cert.cert.der().to_vec();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let (app, mock) = mock_app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                // An untrusting client aborts the handshake: nothing to serve.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        hyper_util::service::TowerToHyperService::new(app),
+                    )
+                    .await;
+            });
+        }
+    });
+    (format!("https://{addr}"), der, mock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_over_https_from_a_pccs_with_a_private_ca() {
+    let (url, cert, mock) = start_tls_mock().await;
+    let opts = FetchOptions {
+        extra_roots: vec![cert],
+        ..fast()
+    };
+    let fetched = fetch_collateral(&url, &key(), &opts).await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&fetched).unwrap(),
+        serde_json::to_value(collateral()).unwrap()
+    );
+    assert_eq!(
+        verify_quote(V4, &fetched, V4_AT).unwrap().tcb_status,
+        "UpToDate"
+    );
+    assert_eq!(mock.hits(), 4);
+
+    // Through the cache (its own thread and runtime), as configured by `tdx_collateral_url`.
+    let src = PccsCollateral::with_options(&url, opts, fixed_clock(V4_AT)).unwrap();
+    let c = src.fetch_blocking(&quote()).unwrap();
+    assert_eq!(verify_quote(V4, &c, V4_AT).unwrap().tcb_status, "UpToDate");
+}
+
+#[tokio::test]
+async fn untrusted_https_certificate_is_a_clear_error() {
+    let (url, _cert, mock) = start_tls_mock().await;
+    // Only the bundled public roots: the self-signed certificate is not trusted.
+    let err = fetch_collateral(&url, &key(), &fast()).await.unwrap_err();
+    assert!(matches!(err, AttestError::CollateralFetch(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(msg.contains("invalid peer certificate"), "{msg}");
+    assert!(
+        !msg.contains("attempts"),
+        "a TLS failure is not retried: {msg}"
+    );
+    assert_eq!(mock.hits(), 0);
+
+    // A different certificate as the extra root does not help either.
+    let (_, other, _) = start_tls_mock().await;
+    let opts = FetchOptions {
+        extra_roots: vec![other],
+        ..fast()
+    };
+    let err = fetch_collateral(&url, &key(), &opts).await.unwrap_err();
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
+
+    // A malformed extra root is refused up front, not ignored.
+    let opts = FetchOptions {
+        extra_roots: vec![b"not DER".to_vec()],
+        ..fast()
+    };
+    let err = fetch_collateral(&url, &key(), &opts).await.unwrap_err();
+    assert!(err.to_string().contains("extra root"), "{err}");
 }
