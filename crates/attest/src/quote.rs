@@ -211,33 +211,11 @@ impl QuoteV4 {
     /// Strictly parse a TDX v4 ECDSA-P256 quote. Checks layout and the header's version,
     /// attestation key type and TEE type; does NOT check the signature (see [`crate::sim`]).
     pub fn parse(raw: &[u8]) -> Result<Self, AttestError> {
-        if raw.len() > MAX_QUOTE_LEN {
-            return Err(AttestError::quote(format!(
-                "{} bytes > {MAX_QUOTE_LEN}",
-                raw.len()
-            )));
-        }
-        let mut r = Reader {
-            buf: raw,
-            what: "header",
-        };
-        let header = QuoteHeader::read(&mut r)?;
+        let (header, mut r) = read_tdx_ecdsa_header(raw)?;
         if header.version != QUOTE_VERSION_4 {
             return Err(AttestError::quote(format!(
                 "unsupported version {}",
                 header.version
-            )));
-        }
-        if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256 {
-            return Err(AttestError::quote(format!(
-                "unsupported attestation key type {}",
-                header.att_key_type
-            )));
-        }
-        if header.tee_type != TEE_TYPE_TDX {
-            return Err(AttestError::quote(format!(
-                "tee type {:#x} is not TDX",
-                header.tee_type
             )));
         }
         r.what = "TD report body";
@@ -272,6 +250,35 @@ impl QuoteV4 {
             cert_data,
         })
     }
+}
+
+/// Bounds the quote's size, reads its header and checks what every quote we accept shares:
+/// an ECDSA-P256 attestation key and the TDX TEE type. Callers check the version they parse.
+pub(crate) fn read_tdx_ecdsa_header(raw: &[u8]) -> Result<(QuoteHeader, Reader<'_>), AttestError> {
+    if raw.len() > MAX_QUOTE_LEN {
+        return Err(AttestError::quote(format!(
+            "{} bytes > {MAX_QUOTE_LEN}",
+            raw.len()
+        )));
+    }
+    let mut r = Reader {
+        buf: raw,
+        what: "header",
+    };
+    let header = QuoteHeader::read(&mut r)?;
+    if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256 {
+        return Err(AttestError::quote(format!(
+            "unsupported attestation key type {}",
+            header.att_key_type
+        )));
+    }
+    if header.tee_type != TEE_TYPE_TDX {
+        return Err(AttestError::quote(format!(
+            "tee type {:#x} is not TDX",
+            header.tee_type
+        )));
+    }
+    Ok((header, r))
 }
 
 #[cfg(test)]

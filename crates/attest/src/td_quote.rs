@@ -13,8 +13,8 @@
 //! [`crate::sim`], real ones by dcap-qvl ([`crate::tdx`]). It exists so both paths report the
 //! same measurements from the same bytes, and it never panics on any input.
 
-use crate::quote::{QuoteHeader, Reader, TdReport10, ATT_KEY_TYPE_ECDSA_P256, TEE_TYPE_TDX};
-use crate::{AttestError, MAX_QUOTE_LEN};
+use crate::quote::{QuoteHeader, Reader, TdReport10};
+use crate::AttestError;
 
 pub const QUOTE_VERSION_5: u16 = 5;
 pub const BODY_TD10: u16 = 2;
@@ -62,29 +62,7 @@ pub struct TdQuote {
 impl TdQuote {
     /// Strictly parse a TDX quote v4 or v5 with an ECDSA-P256 attestation key.
     pub fn parse(raw: &[u8]) -> Result<Self, AttestError> {
-        if raw.len() > MAX_QUOTE_LEN {
-            return Err(AttestError::quote(format!(
-                "{} bytes > {MAX_QUOTE_LEN}",
-                raw.len()
-            )));
-        }
-        let mut r = Reader {
-            buf: raw,
-            what: "header",
-        };
-        let header = QuoteHeader::read(&mut r)?;
-        if header.att_key_type != ATT_KEY_TYPE_ECDSA_P256 {
-            return Err(AttestError::quote(format!(
-                "unsupported attestation key type {}",
-                header.att_key_type
-            )));
-        }
-        if header.tee_type != TEE_TYPE_TDX {
-            return Err(AttestError::quote(format!(
-                "tee type {:#x} is not TDX",
-                header.tee_type
-            )));
-        }
+        let (header, mut r) = crate::quote::read_tdx_ecdsa_header(raw)?;
         let (body_kind, body_len) = match header.version {
             crate::quote::QUOTE_VERSION_4 => (TdBodyKind::Td10, crate::quote::TD_REPORT10_LEN),
             QUOTE_VERSION_5 => {
