@@ -39,6 +39,12 @@ impl Address {
         Address::derive("wallet", &[name.as_bytes()])
     }
 
+    /// An owner as configs write it: 64 hex digits, or a devnet wallet name (anything else),
+    /// which maps to `Address::wallet(name)`.
+    pub fn parse_owner(s: &str) -> Address {
+        Address::from_hex(s).unwrap_or_else(|_| Address::wallet(s))
+    }
+
     /// The proxy contract of (owner, key) under one root-parameter generation.
     pub fn proxy_contract(owner: &Address, key: &PublicKey, params_version: u64) -> Address {
         Address::derive("proxy", &[&owner.0, &key.0, &params_version.to_be_bytes()])
@@ -117,6 +123,8 @@ macro_rules! hex_newtype {
         }
     };
 }
+
+pub(crate) use hex_newtype;
 
 hex_newtype!(Address, 32, "address");
 hex_newtype!(PublicKey, 32, "public key");

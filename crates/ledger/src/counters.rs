@@ -55,6 +55,17 @@ impl PeerCounters {
         })
     }
 
+    /// Restores from the proxy DB where the value committed at `seqno` may not be anchored
+    /// yet: it becomes chain-committed when an anchor for `seqno` (or later) is confirmed.
+    pub fn restore(committed_db: u64, committed_chain: u64, seqno: u64) -> Result<Self> {
+        let mut c = Self::from_db(committed_db, committed_chain)?;
+        if committed_db > committed_chain {
+            c.pending.push_back((seqno, committed_db));
+        }
+        c.last_seqno = Some(seqno);
+        Ok(c)
+    }
+
     pub fn view(&self) -> CounterView {
         CounterView {
             in_memory: self.in_memory,
@@ -89,6 +100,27 @@ impl PeerCounters {
     /// (unchanged peers need no DB write). Seqnos must increase: a repeated or older one
     /// means the caller's DB state is confused, and it must not be papered over.
     pub fn commit_db(&mut self, seqno: u64) -> Result<bool> {
+        self.commit_db_value(seqno, self.in_memory)
+    }
+
+    /// Like [`Self::commit_db`] for a batch that wrote `value`, read from memory before the
+    /// (slow, unlocked) DB write while usage may have grown: `committed_db ≤ value ≤ in_memory`.
+    pub fn commit_db_value(&mut self, seqno: u64, value: u64) -> Result<bool> {
+        if value > self.in_memory {
+            return Err(LedgerError::CounterAboveBound {
+                which: "committed_db",
+                bound: "in_memory",
+                got: value,
+                limit: self.in_memory,
+            });
+        }
+        if value < self.committed_db {
+            return Err(LedgerError::CounterWentBack {
+                which: "committed_db",
+                current: self.committed_db,
+                got: value,
+            });
+        }
         if let Some(last) = self.last_seqno {
             if seqno <= last {
                 return Err(LedgerError::CounterWentBack {
@@ -99,11 +131,11 @@ impl PeerCounters {
             }
         }
         self.last_seqno = Some(seqno);
-        if self.in_memory == self.committed_db {
+        if value == self.committed_db {
             return Ok(false);
         }
-        self.committed_db = self.in_memory;
-        self.pending.push_back((seqno, self.in_memory));
+        self.committed_db = value;
+        self.pending.push_back((seqno, value));
         Ok(true)
     }
 

@@ -15,6 +15,8 @@ pub enum LedgerError {
     WrongVoucherOp { expected: VoucherOp, got: VoucherOp },
     #[error("stale voucher: cumulative {got} tokens is not above the {current} already accepted")]
     StaleVoucher { current: u64, got: u64 },
+    #[error("stale anchor: seqno {got} is not above the {current} already anchored")]
+    StaleAnchor { current: u64, got: u64 },
     #[error("unknown voucher op code {0:#x}")]
     UnknownVoucherOp(u32),
     #[error("invalid Ed25519 key material")]

@@ -7,6 +7,7 @@
 //! All amounts are `u64` nanoTON or adjusted tokens, with checked arithmetic throughout.
 
 mod address;
+mod anchor;
 mod contracts;
 mod counters;
 mod credit;
@@ -16,6 +17,7 @@ mod voucher;
 mod world;
 
 pub use address::{Address, PublicKey};
+pub use anchor::{SessionHash, SignedAnchor, ANCHOR_MESSAGE_LEN};
 pub use contracts::{
     ClientContract, ContractState, Effects, ProxyContract, Transfer, TransferKind, WorkerContract,
 };

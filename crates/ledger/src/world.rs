@@ -5,6 +5,7 @@
 //! transaction that aborts (and bounces its value) on error.
 
 use crate::address::{Address, PublicKey};
+use crate::anchor::SignedAnchor;
 use crate::contracts::{ClientContract, Effects, ProxyContract, TransferKind, WorkerContract};
 use crate::error::{LedgerError, Result};
 use crate::pricing::RootParams;
@@ -42,6 +43,10 @@ pub enum Op {
         sender: Address,
         proxy: Address,
     },
+    /// A proxy-signed anchor of the proxy's DB state; anyone may deliver it.
+    ProxyAnchor {
+        anchor: SignedAnchor,
+    },
     ProxyRequestClose {
         sender: Address,
         proxy: Address,
@@ -67,6 +72,12 @@ pub enum Op {
     ClientRequestClose {
         sender: Address,
         client: Address,
+    },
+    /// Long auth: the owner registers a proxy-issued nonce on its client contract.
+    ClientRegister {
+        sender: Address,
+        client: Address,
+        nonce: u64,
     },
     ClientIncreaseStake {
         sender: Address,
@@ -279,6 +290,7 @@ impl World {
                 (Some((*sender, *proxy, *amount)), fx)
             }
             Op::ProxyWithdraw { sender, proxy } => (None, self.proxy_mut(proxy)?.withdraw(sender)?),
+            Op::ProxyAnchor { anchor } => (None, self.proxy_mut(&anchor.proxy)?.anchor(anchor)?),
             Op::ProxyRequestClose { sender, proxy } => {
                 (None, self.proxy_mut(proxy)?.request_close(sender, now)?)
             }
@@ -315,6 +327,14 @@ impl World {
             Op::ClientRequestClose { sender, client } => {
                 let (c, p) = self.client_pair(client)?;
                 (None, c.request_close(sender, p, now)?)
+            }
+            Op::ClientRegister {
+                sender,
+                client,
+                nonce,
+            } => {
+                let (c, _) = self.client_pair(client)?;
+                (None, c.register(sender, *nonce)?)
             }
             Op::ClientIncreaseStake {
                 sender,

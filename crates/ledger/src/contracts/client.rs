@@ -28,6 +28,9 @@ pub struct ClientContract {
     pub secret_hash: [u8; 32],
     /// When a closing contract may force its refund.
     pub unlock_at: u64,
+    /// The last nonce the owner registered (long auth: proves wallet control to a proxy).
+    #[serde(default)]
+    pub registered_nonce: u64,
 }
 
 impl ClientContract {
@@ -50,6 +53,7 @@ impl ClientContract {
             tokens_charged: 0,
             secret_hash: [0; 32],
             unlock_at: 0,
+            registered_nonce: 0,
         })
     }
 
@@ -110,6 +114,17 @@ impl ClientContract {
             return Err(self.wrong_state("set_secret_hash"));
         }
         self.secret_hash = hash;
+        Ok(Effects::none())
+    }
+
+    /// Long auth (DESIGN §4): the owner registers the nonce a proxy issued, proving it
+    /// controls the owner wallet; the proxy then reads it back from chain.
+    pub fn register(&mut self, sender: &Address, nonce: u64) -> Result<Effects> {
+        require_owner(sender, &self.owner)?;
+        if self.state != ContractState::Open {
+            return Err(self.wrong_state("register"));
+        }
+        self.registered_nonce = nonce;
         Ok(Effects::none())
     }
 

@@ -4,6 +4,7 @@
 
 use super::{add, mul, require_owner, sub, ContractState, Effects, TransferKind};
 use crate::address::{Address, PublicKey};
+use crate::anchor::{SessionHash, SignedAnchor};
 use crate::error::{LedgerError, Result};
 use crate::pricing::RootParams;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,11 @@ pub struct ProxyContract {
     /// Client and worker contracts not yet closed; the proxy cannot close while any remain.
     pub clients: BTreeSet<Address>,
     pub workers: BTreeSet<Address>,
+    /// The latest anchor of the proxy's DB state (seqno 0 = none yet).
+    #[serde(default)]
+    pub anchor_seqno: u64,
+    #[serde(default)]
+    pub anchor_hash: SessionHash,
 }
 
 impl ProxyContract {
@@ -63,6 +69,8 @@ impl ProxyContract {
             charged: 0,
             clients: BTreeSet::new(),
             workers: BTreeSet::new(),
+            anchor_seqno: 0,
+            anchor_hash: SessionHash::default(),
         })
     }
 
@@ -91,6 +99,34 @@ impl ProxyContract {
             return Err(LedgerError::ZeroAmount);
         }
         self.stake = add(self.stake, amount, "proxy stake")?;
+        Ok(Effects::none())
+    }
+
+    /// Records a proxy-signed anchor of its DB state. Seqnos strictly increase, so an
+    /// anchor can neither be replayed nor moved back by anyone, including the proxy.
+    pub fn anchor(&mut self, anchor: &SignedAnchor) -> Result<Effects> {
+        if self.state == ContractState::Closed {
+            return Err(LedgerError::WrongState {
+                contract: self.address,
+                state: self.state,
+                op: "anchor",
+            });
+        }
+        if anchor.proxy != self.address {
+            return Err(LedgerError::WrongContract {
+                expected: self.address,
+                got: anchor.proxy,
+            });
+        }
+        anchor.verify(&self.key)?;
+        if anchor.seqno <= self.anchor_seqno {
+            return Err(LedgerError::StaleAnchor {
+                current: self.anchor_seqno,
+                got: anchor.seqno,
+            });
+        }
+        self.anchor_seqno = anchor.seqno;
+        self.anchor_hash = anchor.session_hash;
         Ok(Effects::none())
     }
 
