@@ -207,6 +207,7 @@ async fn cell(
     }
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            payments: None,
             name: "bench-client".into(),
             owner_address: "bench-client-owner".into(),
             http_listen: "127.0.0.1:0".parse()?,

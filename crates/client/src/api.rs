@@ -2,6 +2,7 @@
 
 use crate::errors::ApiError;
 use crate::request::{parse, ParsedRequest};
+use crate::usage_cost::{inject_json, SseCostRelay};
 use crate::Shared;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -79,6 +80,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     let s = &shared.stats;
+    let payments = shared.books.views();
     Json(json!({
         "role": "client",
         "name": shared.config.name,
@@ -88,7 +90,11 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "succeeded": s.succeeded.load(Ordering::Relaxed),
             "failed": s.failed.load(Ordering::Relaxed),
             "total_cost": s.total_cost.load(Ordering::Relaxed),
+            "proxy_refusals": s.proxy_refusals.load(Ordering::Relaxed),
+            "top_ups": payments.iter().map(|p| p.top_ups).sum::<u64>(),
+            "self_charges": payments.iter().map(|p| p.self_charges).sum::<u64>(),
         },
+        "payments": payments,
     }))
 }
 
@@ -224,6 +230,9 @@ async fn run(
                 collected.extend_from_slice(&c.data);
             }
             Part::End(end) => {
+                if let Some(with_cost) = end.cost.and_then(|c| inject_json(&collected, &c)) {
+                    collected = with_cost;
+                }
                 shared.record_success(end.cost.map_or(0, |c| c.total_cost));
                 break;
             }
@@ -277,37 +286,46 @@ async fn next(answers: &mut Streaming<Answer>, deadline: Instant) -> Result<Part
 }
 
 /// SSE body for the app: engine chunks as they come; a failure after the stream began
-/// becomes an error event (OpenAI style) and ends the stream at once.
+/// becomes an error event (OpenAI style) and ends the stream at once. The usage event (and
+/// what follows it) waits for the end of the answer, which brings its cost.
 fn relay_stream(
     shared: Arc<Shared>,
     mut answers: Streaming<Answer>,
     deadline: Instant,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     async_stream::stream! {
-        loop {
+        let mut relay = SseCostRelay::new();
+        let failure = loop {
             match next(&mut answers, deadline).await {
-                Ok(Part::Chunk(c)) => yield Ok(c.data),
+                Ok(Part::Chunk(c)) => {
+                    let now = relay.push(c.data);
+                    if !now.is_empty() {
+                        yield Ok(now);
+                    }
+                }
                 Ok(Part::End(end)) => {
+                    let rest = relay.finish(end.cost.as_ref());
+                    if !rest.is_empty() {
+                        yield Ok(rest);
+                    }
                     shared.record_success(end.cost.map_or(0, |c| c.total_cost));
                     return;
                 }
                 Ok(Part::Error(AnswerError { code, message, .. })) => {
-                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    yield Ok(error_event(&ApiError::from_network(code, message)));
-                    return;
+                    break ApiError::from_network(code, message);
                 }
                 Ok(Part::Head(_)) => {
-                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    yield Ok(error_event(&ApiError::from_network(cocoon_proto::ErrorCode::Protocol as i32, "second answer head".into())));
-                    return;
+                    break ApiError::from_network(cocoon_proto::ErrorCode::Protocol as i32, "second answer head".into());
                 }
-                Err(e) => {
-                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    yield Ok(error_event(&e));
-                    return;
-                }
+                Err(e) => break e,
             }
+        };
+        shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let held = relay.abort();
+        if !held.is_empty() {
+            yield Ok(held);
         }
+        yield Ok(error_event(&failure));
     }
 }
 

@@ -4,8 +4,11 @@
 mod api;
 mod errors;
 mod links;
+pub mod payments;
 mod request;
+pub mod usage_cost;
 
+pub use payments::{ClientPayments, ProxyPaymentView};
 pub use request::RequestDefaults;
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
@@ -33,6 +36,9 @@ pub struct ClientConfig {
     pub timing: LinkTiming,
     pub defaults: RequestDefaults,
     pub chain: Arc<dyn Chain>,
+    /// `[client.payments]`: required by proxies that charge (their auth challenge is not
+    /// open); `None` connects to free proxies only. The owner is `owner_address`.
+    pub payments: Option<ClientPayments>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +60,16 @@ pub struct ClientStats {
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
     pub total_cost: AtomicU64,
+    /// Proxy reports refused (rollback detected, invalid voucher): each drops its link.
+    pub proxy_refusals: AtomicU64,
 }
 
 pub(crate) struct Shared {
     pub config: Arc<ClientConfig>,
     pub links: Arc<links::Links>,
     pub stats: ClientStats,
+    /// Per proxy contract payment state; outlives the links.
+    pub books: Arc<payments::Books>,
 }
 
 impl Shared {
@@ -83,6 +93,11 @@ impl RunningClient {
 
     pub fn stats(&self) -> &ClientStats {
         &self.shared.stats
+    }
+
+    /// Payment state per proxy contract (empty without paid proxies).
+    pub fn payments(&self) -> Vec<ProxyPaymentView> {
+        self.shared.books.views()
     }
 }
 
@@ -120,14 +135,14 @@ pub async fn start(
         config: config.clone(),
         links: Default::default(),
         stats: Default::default(),
+        books: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     // Certificates live one day; renew them in place so links never drop.
     tasks.spawn(cocoon_attest::keep_renewed(identity, shutdown.clone()));
     for endpoint in endpoints {
         tasks.spawn(links::link_loop(
-            config.clone(),
-            shared.links.clone(),
+            shared.clone(),
             endpoint,
             tls.clone(),
             shutdown.clone(),

@@ -1,12 +1,16 @@
 //! Links to proxies: dial, verify, handshake, authorize; redial as soon as a link drops.
 
-use crate::ClientConfig;
+use crate::payments::auth::{PaidProxy, Payer};
+use crate::payments::{PaymentError, Refusal};
+use crate::{ClientConfig, Shared};
+use cocoon_chain::ledger::Address;
 use cocoon_net::{channel_over, dial, WatchedStream};
 use cocoon_proto::{
     auth_request::Method, client_connect_reply::Result as Reply,
     client_link_client::ClientLinkClient, AuthRequest, ClientHello, MAX_MESSAGE_BYTES,
 };
 use rand::Rng;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +20,8 @@ use tonic::transport::Channel;
 pub(crate) struct ProxyLink {
     pub endpoint: String,
     pub client: ClientLinkClient<Channel>,
+    /// Set when the proxy requires payment.
+    pub paid: Option<PaidProxy>,
 }
 
 #[derive(Default)]
@@ -61,31 +67,71 @@ impl Links {
     }
 }
 
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("{0}")]
+    Link(String),
+    #[error("proxy requires payments; configure [client.payments]")]
+    PaymentsRequired,
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+}
+
 /// Keeps one link to `endpoint` up until `shutdown`.
 pub(crate) async fn link_loop(
-    config: Arc<ClientConfig>,
-    links: Arc<Links>,
+    shared: Arc<Shared>,
     endpoint: String,
     tls: Arc<rustls::ClientConfig>,
     shutdown: CancellationToken,
 ) {
+    let config = &shared.config;
+    let payer = config.payments.clone().map(|payments| Payer {
+        chain: config.chain.clone(),
+        owner: Address::parse_owner(&config.owner_address),
+        payments,
+        books: shared.books.clone(),
+        step: config.timing.handshake_timeout,
+    });
     let mut backoff = config.reconnect_interval;
     while !shutdown.is_cancelled() {
-        match connect(&config, &endpoint, tls.clone()).await {
+        match connect(config, payer.as_ref(), &endpoint, tls.clone()).await {
             Ok((link, closed)) => {
-                tracing::info!(proxy = %endpoint, "proxy link ready");
+                tracing::info!(proxy = %endpoint, paid = link.paid.is_some(), "proxy link ready");
                 backoff = config.reconnect_interval;
                 let link = Arc::new(link);
-                links.add(link.clone());
+                shared.links.add(link.clone());
+                let money = async {
+                    match (&payer, &link.paid) {
+                        (Some(payer), Some(paid)) => {
+                            payer
+                                .money_loop(link.client.clone(), paid.clone(), endpoint.clone())
+                                .await
+                        }
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = closed.closed() => tracing::warn!(proxy = %endpoint, "proxy link lost; reconnecting"),
                     _ = shutdown.cancelled() => {}
+                    refusal = money => {
+                        refused(&shared, &endpoint, &refusal);
+                        backoff = REFUSED_BACKOFF;
+                    }
                 }
-                links.remove(&link);
+                shared.links.remove(&link);
+            }
+            Err(ConnectError::Payment(PaymentError::Refused(refusal))) => {
+                refused(&shared, &endpoint, &refusal);
+                backoff = REFUSED_BACKOFF;
+            }
+            Err(e @ ConnectError::PaymentsRequired) => {
+                tracing::error!(proxy = %endpoint, "cannot use proxy: {e}");
+                backoff = REFUSED_BACKOFF;
             }
             Err(e) => {
                 tracing::warn!(proxy = %endpoint, "cannot connect: {e}");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(REFUSED_BACKOFF);
             }
         }
         tokio::select! {
@@ -95,18 +141,28 @@ pub(crate) async fn link_loop(
     }
 }
 
+/// Longest wait between attempts; also the wait after a refusal.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
+
+fn refused(shared: &Shared, endpoint: &str, refusal: &Refusal) {
+    shared.stats.proxy_refusals.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(proxy = %endpoint, "refusing proxy, link dropped: {refusal}");
+}
+
 async fn connect(
     config: &ClientConfig,
+    payer: Option<&Payer>,
     endpoint: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<(ProxyLink, cocoon_net::ClosedSignal), String> {
+) -> Result<(ProxyLink, cocoon_net::ClosedSignal), ConnectError> {
+    let link = |e: String| ConnectError::Link(e);
     let (stream, _peer) = dial(endpoint, tls, config.max_pow_difficulty, &config.timing)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| link(e.to_string()))?;
     let (stream, closed) = WatchedStream::new(stream);
     let channel = channel_over(stream, &config.timing)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| link(e.to_string()))?;
     let mut client = ClientLinkClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -118,26 +174,42 @@ async fn connect(
     let step = config.timing.handshake_timeout;
     let reply = tokio::time::timeout(step, client.hello(hello))
         .await
-        .map_err(|_| "proxy did not answer hello".to_string())?
-        .map_err(|s| format!("hello failed: {}", s.message()))?
+        .map_err(|_| link("proxy did not answer hello".into()))?
+        .map_err(|s| link(format!("hello failed: {}", s.message())))?
         .into_inner();
     let accepted = match reply.result {
         Some(Reply::Accepted(a)) => a,
         Some(Reply::Refused(r)) => {
-            return Err(format!(
+            return Err(link(format!(
                 "proxy refused: {}",
                 cocoon_proto::bounded_text(&r.reason)
-            ))
+            )))
         }
-        None => return Err("proxy sent an empty hello reply".into()),
+        None => return Err(link("proxy sent an empty hello reply".into())),
     };
-    let challenge = accepted.auth.unwrap_or_default();
-    if !challenge.open {
-        // Short/long auth arrive with payments (money issue).
-        return Err(
-            "proxy requires paid authorization, which this client does not support yet".into(),
-        );
-    }
+    let open = accepted.auth.as_ref().is_some_and(|a| a.open);
+    let paid = if open {
+        authorize_open(&mut client, step).await?;
+        None
+    } else {
+        let payer = payer.ok_or(ConnectError::PaymentsRequired)?;
+        Some(payer.authorize(&mut client, endpoint, &accepted).await?)
+    };
+    Ok((
+        ProxyLink {
+            endpoint: endpoint.to_string(),
+            client,
+            paid,
+        },
+        closed,
+    ))
+}
+
+/// A proxy without payments offers free credit: accept it.
+async fn authorize_open(
+    client: &mut ClientLinkClient<Channel>,
+    step: Duration,
+) -> Result<(), ConnectError> {
     let auth = tokio::time::timeout(
         step,
         client.authorize(AuthRequest {
@@ -145,20 +217,14 @@ async fn connect(
         }),
     )
     .await
-    .map_err(|_| "proxy did not answer authorize".to_string())?
-    .map_err(|s| format!("authorize failed: {}", s.message()))?
+    .map_err(|_| ConnectError::Link("proxy did not answer authorize".into()))?
+    .map_err(|s| ConnectError::Link(format!("authorize failed: {}", s.message())))?
     .into_inner();
     if !auth.ok {
-        return Err(format!(
+        return Err(ConnectError::Link(format!(
             "authorization refused: {}",
             cocoon_proto::bounded_text(&auth.reason)
-        ));
+        )));
     }
-    Ok((
-        ProxyLink {
-            endpoint: endpoint.to_string(),
-            client,
-        },
-        closed,
-    ))
+    Ok(())
 }

@@ -27,10 +27,88 @@ fn resolve(config_path: &Path, p: &Path) -> PathBuf {
     }
 }
 
-fn open_chain(config_path: &Path, registry: &Path) -> Result<Arc<dyn Chain>> {
-    let path = resolve(config_path, registry);
-    Ok(LocalChain::open(&path)
-        .with_context(|| format!("cannot open registry {}", path.display()))?)
+/// The chain a role uses: a registry JSON file (each process keeps its own ledger: fine
+/// without payments) or the URL of `cocoon chain serve` (one shared ledger: needed once
+/// payments are on).
+fn open_chain(
+    config_path: &Path,
+    registry: &Option<PathBuf>,
+    chain_url: &Option<String>,
+) -> Result<Arc<dyn Chain>> {
+    match (registry, chain_url) {
+        (Some(_), Some(_)) => bail!("set either `registry` (a file) or `chain_url`, not both"),
+        (None, None) => {
+            bail!("set `registry` (a registry JSON file) or `chain_url` (a chain server)")
+        }
+        (Some(registry), None) => {
+            let path = resolve(config_path, registry);
+            Ok(LocalChain::open(&path)
+                .with_context(|| format!("cannot open registry {}", path.display()))?)
+        }
+        (None, Some(url)) => Ok(cocoon_chain::RemoteChain::connect(url)
+            .with_context(|| format!("cannot reach the chain at {url}"))?),
+    }
+}
+
+/// Optional `[payments]` table of a proxy (DESIGN §6). Without it the proxy serves for free.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyPaymentsFile {
+    /// Directory of the proxy's voucher key and DB (relative to the config file).
+    pub state_dir: PathBuf,
+    /// Stake in nanoTON for the proxy contract's deploy; 0 = the registry minimum.
+    #[serde(default)]
+    pub stake: u64,
+    #[serde(default = "payment_defaults::commit_ms")]
+    pub commit_interval_ms: u64,
+    #[serde(default = "payment_defaults::anchor_ms")]
+    pub anchor_interval_ms: u64,
+    #[serde(default = "payment_defaults::threshold")]
+    pub charge_threshold_tokens: u64,
+    #[serde(default = "payment_defaults::threshold")]
+    pub payout_threshold_tokens: u64,
+    #[serde(default = "payment_defaults::idle_ms")]
+    pub idle_settle_ms: u64,
+}
+
+mod payment_defaults {
+    pub fn commit_ms() -> u64 {
+        1_000
+    }
+    pub fn anchor_ms() -> u64 {
+        30_000
+    }
+    pub fn threshold() -> u64 {
+        1_000_000
+    }
+    pub fn idle_ms() -> u64 {
+        60_000
+    }
+    pub fn poll_ms() -> u64 {
+        1_000
+    }
+    pub fn charge_lag_ms() -> u64 {
+        5_000
+    }
+}
+
+impl ProxyPaymentsFile {
+    fn payments(&self, config_path: &Path) -> Result<cocoon_proxy::ProxyPayments> {
+        if self.commit_interval_ms == 0 || self.anchor_interval_ms == 0 {
+            bail!("[payments] intervals must be positive");
+        }
+        if self.anchor_interval_ms < self.commit_interval_ms {
+            bail!("[payments] anchor_interval_ms must not be below commit_interval_ms");
+        }
+        let mut p = cocoon_proxy::ProxyPayments::new(resolve(config_path, &self.state_dir));
+        p.stake = self.stake;
+        p.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        p.anchor_interval = Duration::from_millis(self.anchor_interval_ms);
+        p.charge_threshold = self.charge_threshold_tokens;
+        p.payout_threshold = self.payout_threshold_tokens;
+        p.idle_settle = Duration::from_millis(self.idle_settle_ms);
+        Ok(p)
+    }
 }
 
 /// Optional `[link]` table: handshake timeout and keepalive of node links.
@@ -96,8 +174,10 @@ fn default_evidence() -> EvidenceKind {
 pub struct ProxyFile {
     pub name: String,
     pub owner_address: String,
-    /// Registry JSON file shared by the devnet's processes.
-    pub registry: PathBuf,
+    /// Registry JSON file shared by the devnet's processes (or use `chain_url`).
+    pub registry: Option<PathBuf>,
+    /// URL of a chain server (`cocoon chain serve`), e.g. http://127.0.0.1:9090.
+    pub chain_url: Option<String>,
     #[serde(default = "ports::proxy_client")]
     pub client_listen: SocketAddr,
     #[serde(default = "ports::proxy_worker")]
@@ -116,6 +196,7 @@ pub struct ProxyFile {
     pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
+    pub payments: Option<ProxyPaymentsFile>,
 }
 
 #[derive(Deserialize)]
@@ -123,7 +204,8 @@ pub struct ProxyFile {
 pub struct WorkerFile {
     pub name: String,
     pub owner_address: String,
-    pub registry: PathBuf,
+    pub registry: Option<PathBuf>,
+    pub chain_url: Option<String>,
     pub model_id: String,
     /// OpenAI-compatible base URL of the engine, e.g. http://127.0.0.1:8000/v1.
     pub engine_url: String,
@@ -156,9 +238,12 @@ pub struct WorkerFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientFile {
+    /// `[payments]`: pay the proxies that charge (deploy a client contract, top it up).
+    pub payments: Option<ClientPaymentsFile>,
     pub name: String,
     pub owner_address: String,
-    pub registry: PathBuf,
+    pub registry: Option<PathBuf>,
+    pub chain_url: Option<String>,
     #[serde(default = "ports::client_http")]
     pub http_listen: SocketAddr,
     /// Proxy client endpoints; empty = every proxy in the registry.
@@ -172,6 +257,30 @@ pub struct ClientFile {
     pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
+}
+
+/// A client's `[payments]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPaymentsFile {
+    /// nanoTON deposited when the client contract is deployed, and with each top-up.
+    pub deposit: u64,
+    #[serde(default = "payment_defaults::poll_ms")]
+    pub poll_ms: u64,
+    #[serde(default = "payment_defaults::charge_lag_ms")]
+    pub charge_lag_ms: u64,
+}
+
+impl ClientPaymentsFile {
+    fn payments(&self) -> Result<cocoon_client::ClientPayments> {
+        if self.deposit == 0 || self.poll_ms == 0 {
+            bail!("[payments] deposit and poll_ms must be positive");
+        }
+        let mut p = cocoon_client::ClientPayments::with_deposit(self.deposit);
+        p.poll = Duration::from_millis(self.poll_ms);
+        p.charge_lag = Duration::from_millis(self.charge_lag_ms);
+        Ok(p)
+    }
 }
 
 mod ports {
@@ -217,7 +326,7 @@ mod defaults {
 pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
     let f: ProxyFile = read(path)?;
     Ok(cocoon_proxy::ProxyConfig {
-        chain: open_chain(path, &f.registry)?,
+        chain: open_chain(path, &f.registry, &f.chain_url)?,
         name: f.name,
         owner_address: f.owner_address,
         client_listen: f.client_listen,
@@ -228,6 +337,7 @@ pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
         tdx_verifier: tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?,
         pow_difficulty: f.pow_difficulty,
         timing: f.link.timing()?,
+        payments: f.payments.as_ref().map(|p| p.payments(path)).transpose()?,
     })
 }
 
@@ -239,7 +349,7 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
     let engine = cocoon_engine::HttpEngine::new(&f.engine_url, None)
         .with_context(|| format!("bad engine_url {:?}", f.engine_url))?;
     Ok(cocoon_worker::WorkerConfig {
-        chain: open_chain(path, &f.registry)?,
+        chain: open_chain(path, &f.registry, &f.chain_url)?,
         name: f.name,
         owner_address: f.owner_address,
         model_id: f.model_id,
@@ -263,7 +373,7 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
 pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
     let f: ClientFile = read(path)?;
     Ok(cocoon_client::ClientConfig {
-        chain: open_chain(path, &f.registry)?,
+        chain: open_chain(path, &f.registry, &f.chain_url)?,
         name: f.name,
         owner_address: f.owner_address,
         http_listen: f.http_listen,
@@ -273,5 +383,6 @@ pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
         reconnect_interval: Duration::from_millis(500),
         timing: f.link.timing()?,
         defaults: cocoon_client::RequestDefaults::default(),
+        payments: f.payments.as_ref().map(|p| p.payments()).transpose()?,
     })
 }

@@ -29,6 +29,16 @@ pub struct DevArgs {
     /// Proof-of-work difficulty the proxy demands before TLS.
     #[arg(long, default_value_t = cocoon_attest::pow::DEFAULT_DIFFICULTY)]
     pow_difficulty: u8,
+    /// Serve without payments (the proxy grants free credit). By default everything is
+    /// funded on the local chain and every request is paid.
+    #[arg(long)]
+    free: bool,
+    /// Port of the devnet chain's HTTP endpoint (for `cocoon wallet --chain URL`).
+    #[arg(long, default_value_t = 11500)]
+    chain_port: u16,
+    /// Client deposit (and each automatic top-up) in nanoTON.
+    #[arg(long, default_value_t = 10 * cocoon_devnet::TON)]
+    client_deposit: u64,
     #[command(flatten)]
     test_engine: TestEngineShape,
 }
@@ -125,8 +135,32 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         max_active_requests: 64,
         timing: LinkTiming::default(),
         engine_probe_interval: Duration::from_secs(1),
+        payments: (!args.free).then(|| {
+            let mut p = cocoon_devnet::DevnetPayments::fast();
+            // Production cadence would keep a fresh devnet unsettled for a minute: use
+            // seconds, so the CLI shows charges and payouts while you watch.
+            p.commit_interval = Duration::from_millis(500);
+            p.anchor_interval = Duration::from_secs(2);
+            p.idle_settle = Duration::from_secs(3);
+            p.client_deposit = args.client_deposit;
+            p
+        }),
     };
     let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
+    let chain_listener = tokio::net::TcpListener::bind(local(args.chain_port))
+        .await
+        .with_context(|| format!("cannot listen on port {} for the chain", args.chain_port))?;
+    let chain_url = format!("http://{}", chain_listener.local_addr()?);
+    let chain: std::sync::Arc<dyn cocoon_chain::Chain> = devnet.chain.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) =
+            cocoon_chain::http::serve(chain, chain_listener, async move { stop.cancelled().await })
+                .await
+        {
+            tracing::warn!("devnet chain endpoint stopped: {e}");
+        }
+    });
     eprintln!("waiting for the network to connect ...");
     devnet.wait_ready(Duration::from_secs(60)).await?;
     println!(
@@ -137,6 +171,12 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
     println!("OpenAI API base URL: {}", devnet.api_url);
     if let Some(http) = devnet.proxy.http_addr {
         println!("Proxy stats: http://{http}/jsonstats");
+    }
+    println!("Chain: {chain_url}  (try: cocoon wallet --chain {chain_url} balances)");
+    if args.free {
+        println!("Payments: off (--free)");
+    } else {
+        println!("Payments: on; usage.total_cost is in nanoTON; audit with `cocoon wallet --chain {chain_url} audit`");
     }
     println!();
     println!(

@@ -43,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         cmd: attest_cmd::AttestCommand,
     },
+    /// Wallets and contracts on the chain: balances, faucet, deposits, payouts, audit.
+    Wallet {
+        #[command(flatten)]
+        chain: cocoon_wallet::ChainArgs,
+        #[command(subcommand)]
+        cmd: cocoon_wallet::WalletCommand,
+    },
     /// The durable devnet chain (wallets, contracts, history): `cocoon chain serve`.
     Chain {
         #[command(subcommand)]
@@ -137,6 +144,12 @@ async fn main() -> Result<()> {
         Command::Bench(args) => cocoon_bench::run(*args, shutdown).await,
         Command::Attest { cmd } => attest_cmd::run(cmd),
         Command::Chain { cmd } => chain_cmd::run(cmd, shutdown).await,
+        Command::Wallet { chain, cmd } => {
+            let out =
+                tokio::task::spawn_blocking(move || cocoon_wallet::exec(&chain, &cmd)).await??;
+            print!("{out}");
+            Ok(())
+        }
         Command::Registry {
             action:
                 RegistryAction::Init {

@@ -178,9 +178,19 @@ async fn proxy_with_unlisted_image_is_refused_by_clients_and_workers() {
         "not an attestation refusal: {err}"
     );
 
+    net.devnet
+        .chain
+        .submit(cocoon_chain::ledger::Op::Mint {
+            to: cocoon_chain::ledger::Address::wallet("late-owner"),
+            amount: 100 * cocoon_devnet::TON,
+        })
+        .unwrap();
     // A fresh client does not get a link (its verifier reads the registry per handshake) …
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            payments: Some(cocoon_client::ClientPayments::with_deposit(
+                cocoon_devnet::TON,
+            )),
             name: "client-late".into(),
             owner_address: "late-owner".into(),
             http_listen: ([127, 0, 0, 1], 0).into(),

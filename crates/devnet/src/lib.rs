@@ -46,6 +46,53 @@ pub struct DevnetConfig {
     pub max_active_requests: u32,
     pub timing: LinkTiming,
     pub engine_probe_interval: Duration,
+    /// Paid service with funded wallets (DESIGN §6); None = the proxy serves for free.
+    pub payments: Option<DevnetPayments>,
+}
+
+/// Money settings of a devnet: every wallet is funded on the local chain so requests are
+/// paid from the first one.
+#[derive(Clone, Debug)]
+pub struct DevnetPayments {
+    /// The proxy's key and DB; None = a fresh directory under the system temp dir (the
+    /// devnet's chain lives in memory, so its proxy state must start fresh too).
+    pub state_dir: Option<std::path::PathBuf>,
+    pub commit_interval: Duration,
+    pub anchor_interval: Duration,
+    pub charge_threshold: u64,
+    pub payout_threshold: u64,
+    pub idle_settle: Duration,
+    /// The client's deposit and top-up, nanoTON.
+    pub client_deposit: u64,
+    /// Minted into the proxy owner's and the client owner's wallets at start, nanoTON.
+    pub faucet: u64,
+}
+
+impl DevnetPayments {
+    /// Production cadence scaled down so a devnet settles within seconds.
+    pub fn fast() -> Self {
+        DevnetPayments {
+            state_dir: None,
+            commit_interval: Duration::from_millis(100),
+            anchor_interval: Duration::from_millis(300),
+            charge_threshold: 100_000,
+            payout_threshold: 100_000,
+            idle_settle: Duration::from_secs(1),
+            client_deposit: 10 * TON,
+            faucet: 1_000 * TON,
+        }
+    }
+}
+
+/// 1 TON in nanoTON.
+pub const TON: u64 = 1_000_000_000;
+/// Wallet names the devnet funds and uses.
+pub const PROXY_OWNER: &str = "dev-proxy-owner";
+pub const CLIENT_OWNER: &str = "dev-client-owner";
+
+/// The owner wallet name of devnet worker `i`.
+pub fn worker_owner(i: usize) -> String {
+    format!("dev-worker-owner-{i}")
 }
 
 impl DevnetConfig {
@@ -65,6 +112,7 @@ impl DevnetConfig {
             max_active_requests: 64,
             timing: LinkTiming::default(),
             engine_probe_interval: Duration::from_millis(200),
+            payments: Some(DevnetPayments::fast()),
         }
     }
 
@@ -160,10 +208,36 @@ pub async fn start(
     let model_id = dev_model_id(&model);
     let chain = LocalChain::new(dev_registry(&model_id, config.pow_difficulty));
     let dyn_chain: Arc<dyn Chain> = chain.clone();
+    let proxy_payments = match &config.payments {
+        Some(p) => {
+            for owner in [PROXY_OWNER, CLIENT_OWNER] {
+                chain.submit(cocoon_chain::ledger::Op::Mint {
+                    to: cocoon_chain::ledger::Address::wallet(owner),
+                    amount: p.faucet,
+                })?;
+            }
+            let dir = match &p.state_dir {
+                Some(d) => d.clone(),
+                None => std::env::temp_dir().join(format!(
+                    "cocoon-devnet-{}-{:016x}",
+                    std::process::id(),
+                    rand_u64()
+                )),
+            };
+            let mut pp = cocoon_proxy::ProxyPayments::new(dir);
+            pp.commit_interval = p.commit_interval;
+            pp.anchor_interval = p.anchor_interval;
+            pp.charge_threshold = p.charge_threshold;
+            pp.payout_threshold = p.payout_threshold;
+            pp.idle_settle = p.idle_settle;
+            Some(pp)
+        }
+        None => None,
+    };
     let proxy = cocoon_proxy::start(
         ProxyConfig {
             name: "proxy-0".into(),
-            owner_address: "dev-proxy-owner".into(),
+            owner_address: PROXY_OWNER.into(),
             client_listen: config.proxy_client_listen,
             worker_listen: config.proxy_worker_listen,
             http_listen: config.proxy_http_listen,
@@ -173,6 +247,7 @@ pub async fn start(
             pow_difficulty: None,
             timing: config.timing.clone(),
             chain: dyn_chain.clone(),
+            payments: proxy_payments,
         },
         shutdown.clone(),
     )
@@ -202,7 +277,7 @@ pub async fn start(
         workers.push(cocoon_worker::start(
             WorkerConfig {
                 name: format!("worker-{i}"),
-                owner_address: format!("dev-worker-owner-{i}"),
+                owner_address: worker_owner(i),
                 model_id: model_id.clone(),
                 coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
                 max_active_requests: config.max_active_requests,
@@ -226,7 +301,7 @@ pub async fn start(
     let client = cocoon_client::start(
         ClientConfig {
             name: "client-0".into(),
-            owner_address: "dev-client-owner".into(),
+            owner_address: CLIENT_OWNER.into(),
             http_listen: config.client_listen,
             proxies: vec![proxy.client_addr.to_string()],
             max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
@@ -235,6 +310,11 @@ pub async fn start(
             timing: config.timing.clone(),
             defaults: RequestDefaults::default(),
             chain: dyn_chain,
+            payments: config.payments.as_ref().map(|p| {
+                let mut c = cocoon_client::ClientPayments::with_deposit(p.client_deposit);
+                c.poll = Duration::from_millis(200);
+                c
+            }),
         },
         shutdown.clone(),
     )
@@ -272,4 +352,16 @@ impl Devnet {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
+}
+
+/// A random u64 for unique temp-dir names (no extra dependency for one number).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }

@@ -10,6 +10,8 @@ pub mod v1 {
 
 pub use v1::*;
 
+pub mod money;
+
 /// Oldest protocol version this build speaks.
 pub const PROTOCOL_MIN: u32 = 1;
 /// Newest protocol version this build speaks.

@@ -3,6 +3,7 @@
 
 use crate::relay::relay;
 use crate::Shared;
+use cocoon_ledger::Address;
 use cocoon_proto::{
     answer::Part, auth_request::Method, client_connect_reply::Result as Reply, Answer, AnswerError,
     AuthChallenge, AuthReply, AuthRequest, ClientAccepted, ClientConnectReply, ClientHello,
@@ -17,7 +18,35 @@ use tonic::{Request, Response, Status};
 #[derive(Default)]
 struct SessionState {
     owner: Option<String>,
+    /// The nonce this session issued for long auth.
+    nonce: u64,
+    /// The client contract, once authorised with payments on.
+    client: Option<Address>,
     authorized: bool,
+}
+
+/// Longest short-auth secret accepted.
+const MAX_SECRET_BYTES: usize = 256;
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
+    out
+}
+
+fn auth_reply(result: Result<PaymentStatus, String>) -> Response<AuthReply> {
+    Response::new(match result {
+        Ok(payment) => AuthReply {
+            ok: true,
+            reason: String::new(),
+            payment: Some(payment),
+        },
+        Err(reason) => AuthReply {
+            ok: false,
+            reason,
+            payment: None,
+        },
+    })
 }
 
 pub(crate) struct ClientSession {
@@ -65,19 +94,38 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
         if hello.owner_address.is_empty() || hello.owner_address.len() > MAX_TEXT_BYTES {
             return Ok(refuse("owner_address must be 1..4096 bytes".into()));
         }
-        self.state().owner = Some(hello.owner_address.clone());
+        let nonce: u64 = rand::random();
+        {
+            let mut state = self.state();
+            state.owner = Some(hello.owner_address.clone());
+            state.nonce = nonce;
+        }
+        let (contract, auth) = match &self.shared.payments {
+            Some(p) => {
+                let owner = Address::parse_owner(&hello.owner_address);
+                let contract = p.client_contract(&owner);
+                let hash = p.client_secret_hash(contract).await;
+                let challenge = AuthChallenge {
+                    nonce,
+                    secret_hash: hash.map(|h| h.to_vec()).unwrap_or_default().into(),
+                    open: false,
+                };
+                (contract.to_hex(), challenge)
+            }
+            // Payments off: the proxy offers free credit ("open" auth).
+            None => (
+                String::new(),
+                AuthChallenge {
+                    nonce,
+                    secret_hash: Vec::new().into(),
+                    open: true,
+                },
+            ),
+        };
         let accepted = ClientAccepted {
             proxy: Some(self.shared.proxy_params(version)),
-            client_contract_address: format!(
-                "client:{}:{}",
-                self.shared.config.name, hello.owner_address
-            ),
-            // Payments are not enabled yet: the proxy offers free credit ("open" auth).
-            auth: Some(AuthChallenge {
-                nonce: rand::random(),
-                secret_hash: Vec::new().into(),
-                open: true,
-            }),
+            client_contract_address: contract,
+            auth: Some(auth),
             payment: Some(PaymentStatus::default()),
         };
         Ok(Response::new(ClientConnectReply {
@@ -89,45 +137,82 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
         &self,
         request: Request<AuthRequest>,
     ) -> Result<Response<AuthReply>, Status> {
-        let mut state = self.state();
-        if state.owner.is_none() {
-            return Ok(Response::new(AuthReply {
-                ok: false,
-                reason: "call Hello first".into(),
-                payment: None,
-            }));
-        }
-        let reply = match request.into_inner().method {
-            Some(Method::Open(true)) => {
-                state.authorized = true;
-                AuthReply {
-                    ok: true,
-                    reason: String::new(),
-                    payment: Some(PaymentStatus::default()),
-                }
+        let (owner, nonce) = {
+            let state = self.state();
+            match &state.owner {
+                Some(o) => (o.clone(), state.nonce),
+                None => return Ok(auth_reply(Err("call Hello first".into()))),
             }
-            Some(Method::Secret(_) | Method::RegisteredNonce(_)) => AuthReply {
-                ok: false,
-                reason: "this proxy runs without payments; use open auth".into(),
-                payment: None,
-            },
-            _ => AuthReply {
-                ok: false,
-                reason: "no auth method given".into(),
-                payment: None,
-            },
         };
-        Ok(Response::new(reply))
+        let method = request.into_inner().method;
+        let Some(payments) = self.shared.payments.clone() else {
+            return Ok(auth_reply(match method {
+                Some(Method::Open(true)) => {
+                    self.state().authorized = true;
+                    Ok(PaymentStatus::default())
+                }
+                Some(_) => Err("this proxy runs without payments; use open auth".into()),
+                None => Err("no auth method given".into()),
+            }));
+        };
+        let owner = Address::parse_owner(&owner);
+        let contract = payments.client_contract(&owner);
+        let result = match method {
+            Some(Method::Secret(secret)) if secret.len() <= MAX_SECRET_BYTES => {
+                let hash = sha256(&secret);
+                payments
+                    .join_client(contract, owner, |c| {
+                        if c.secret_hash != [0; 32] && c.secret_hash == hash {
+                            Ok(())
+                        } else {
+                            Err("secret does not match the client contract".into())
+                        }
+                    })
+                    .await
+            }
+            Some(Method::Secret(_)) => Err(format!("secret longer than {MAX_SECRET_BYTES} bytes")),
+            Some(Method::RegisteredNonce(n)) => {
+                payments
+                    .join_client(contract, owner, |c| {
+                        if n == nonce && c.registered_nonce == nonce {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                            "the client contract has not registered this session's nonce {nonce}"
+                        ))
+                        }
+                    })
+                    .await
+            }
+            Some(Method::Open(_)) => {
+                Err("this proxy requires payments: use short or long auth".into())
+            }
+            None => Err("no auth method given".into()),
+        };
+        let result = result.map(|()| {
+            let mut state = self.state();
+            state.authorized = true;
+            state.client = Some(contract);
+            payments.client_status(&contract)
+        });
+        Ok(auth_reply(result))
     }
 
     async fn get_payment_status(
         &self,
         _: Request<PaymentStatusRequest>,
     ) -> Result<Response<PaymentStatus>, Status> {
-        if !self.state().authorized {
-            return Err(Status::unauthenticated("not authorized"));
-        }
-        Ok(Response::new(PaymentStatus::default()))
+        let client = {
+            let state = self.state();
+            if !state.authorized {
+                return Err(Status::unauthenticated("not authorized"));
+            }
+            state.client
+        };
+        Ok(Response::new(match (&self.shared.payments, client) {
+            (Some(p), Some(c)) => p.client_status(&c),
+            _ => PaymentStatus::default(),
+        }))
     }
 
     async fn models(&self, _: Request<ModelsRequest>) -> Result<Response<ModelsReply>, Status> {
@@ -143,7 +228,11 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
         &self,
         request: Request<ClientRunRequest>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        if !self.state().authorized {
+        let (authorized, client) = {
+            let state = self.state();
+            (state.authorized, state.client)
+        };
+        if !authorized {
             let answer = Answer {
                 part: Some(Part::Error(AnswerError {
                     code: ErrorCode::Unauthorized as i32,
@@ -159,6 +248,7 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
         Ok(Response::new(Box::pin(relay(
             self.shared.clone(),
             request.into_inner(),
+            client,
         ))))
     }
 }

@@ -31,6 +31,7 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "rejected_connections": s.rejected_connections.load(Ordering::Relaxed),
         },
         "workers": shared.workers.stats(),
+        "payments": shared.payments.as_ref().map(|p| p.stats_json()),
         "models": shared.workers.models().iter().map(|m| json!({
             "name": m.name, "workers": m.workers,
             "min_coefficient": m.min_coefficient, "max_coefficient": m.max_coefficient,

@@ -3,9 +3,12 @@
 
 mod client_side;
 mod http;
+mod money;
 mod relay;
 mod worker_side;
 mod workers;
+
+pub use money::{MoneyError, ProxyPayments};
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Role};
@@ -36,6 +39,8 @@ pub struct ProxyConfig {
     pub pow_difficulty: Option<u8>,
     pub timing: LinkTiming,
     pub chain: Arc<dyn Chain>,
+    /// Paid service (DESIGN §6); None = "open" mode granting free credit (dev only).
+    pub payments: Option<ProxyPayments>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,8 @@ pub enum ProxyError {
     },
     #[error("attestation: {0}")]
     Attest(#[from] cocoon_attest::AttestError),
+    #[error("payments: {0}")]
+    Money(#[from] MoneyError),
 }
 
 #[derive(Debug, Default)]
@@ -63,14 +70,23 @@ pub(crate) struct Shared {
     pub identity: Identity,
     pub workers: workers::WorkerTable,
     pub stats: ProxyStats,
+    pub payments: Option<Arc<money::Payments>>,
 }
 
 impl Shared {
     pub fn proxy_params(&self, protocol_version: u32) -> ProxyParams {
+        let (public_key, owner_address, contract_address) = match &self.payments {
+            Some(p) => (p.public.0.to_vec(), p.owner.to_hex(), p.contract.to_hex()),
+            None => (
+                self.identity.public_key().to_vec(),
+                self.config.owner_address.clone(),
+                String::new(),
+            ),
+        };
         ProxyParams {
-            public_key: self.identity.public_key().to_vec().into(),
-            owner_address: self.config.owner_address.clone(),
-            contract_address: format!("proxy:{}", self.config.name),
+            public_key: public_key.into(),
+            owner_address,
+            contract_address,
             protocol_version,
             instance_name: self.config.name.clone(),
         }
@@ -151,13 +167,32 @@ pub async fn start(
     let client_addr = local(&client_listener, config.client_listen);
     let worker_addr = local(&worker_listener, config.worker_listen);
     let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let payments = match config.payments.clone() {
+        Some(p) => {
+            let owner = cocoon_ledger::Address::parse_owner(&config.owner_address);
+            let chain = config.chain.clone();
+            let opened =
+                tokio::task::spawn_blocking(move || money::Payments::open(p, owner, chain))
+                    .await
+                    .map_err(|e| MoneyError::Db(format!("startup task failed: {e}")))??;
+            Some(opened)
+        }
+        None => {
+            tracing::warn!("payments are off: this proxy serves every client for free");
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         config,
         identity,
         workers: Default::default(),
         stats: Default::default(),
+        payments: payments.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(p) = payments {
+        tasks.spawn(p.run(shutdown.clone()));
+    }
     // Certificates live one day; renew them in place so links never drop.
     tasks.spawn(cocoon_attest::keep_renewed(
         shared.identity.clone(),

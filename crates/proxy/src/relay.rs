@@ -2,11 +2,12 @@
 //! Parts are passed through as received (no re-encoding of bodies); only the final
 //! `end` part is completed with the cost.
 
+use crate::money::Ticket;
 use crate::workers::Slot;
 use crate::Shared;
-use cocoon_ledger::TokenCounts;
+use cocoon_ledger::{Address, Charge, TokenCounts};
 use cocoon_proto::{
-    answer::Part, Answer, AnswerError, ClientRunRequest, Cost, ErrorCode, WorkerRunRequest,
+    answer::Part, Answer, AnswerError, ClientRunRequest, Cost, ErrorCode, Usage, WorkerRunRequest,
     INFERENCE_PATHS, MAX_BODY_BYTES,
 };
 use futures::Stream;
@@ -62,9 +63,47 @@ fn retryable(code: i32) -> bool {
     .any(|c| *c as i32 == code)
 }
 
+/// Upper bound of a prompt's tokens before the worker counts them: BPE tokens are at least
+/// a byte of the body, and chat templates add a few per message.
+fn prompt_estimate(req: &ClientRunRequest) -> u64 {
+    req.body.len() as u64 + 256
+}
+
+/// The cost of a request billed `billed` of its `charge.adjusted_tokens()` (less only when
+/// a worker reported usage above the reservation).
+fn billed_cost(charge: &Charge, billed: u64, price_per_token: u64) -> Cost {
+    let adjusted = charge.adjusted_tokens();
+    if billed >= adjusted {
+        return Cost {
+            prompt_cost: charge.prompt_cost,
+            completion_cost: charge.completion_cost,
+            total_cost: charge.total_cost,
+            adjusted_tokens: adjusted,
+        };
+    }
+    let total = billed.saturating_mul(price_per_token);
+    let prompt = charge.prompt_cost.min(total);
+    Cost {
+        prompt_cost: prompt,
+        completion_cost: total - prompt,
+        total_cost: total,
+        adjusted_tokens: billed,
+    }
+}
+
+fn token_counts(usage: &Usage) -> TokenCounts {
+    TokenCounts {
+        prompt: usage.prompt_tokens,
+        cached: usage.cached_tokens,
+        completion: usage.completion_tokens,
+        reasoning: usage.reasoning_tokens,
+    }
+}
+
 pub(crate) fn relay(
     shared: Arc<Shared>,
     req: ClientRunRequest,
+    client: Option<Address>,
 ) -> impl Stream<Item = Result<Answer, Status>> + Send {
     async_stream::stream! {
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -73,6 +112,24 @@ pub(crate) fn relay(
             yield Ok(error(ErrorCode::BadRequest, msg, false));
             return;
         }
+        // Admission (DESIGN §4): reserve the worst case against the client's credit. The
+        // ticket settles at the end; dropped unsettled, it frees the reservation.
+        let mut ticket: Option<Ticket> = match (&shared.payments, client) {
+            (Some(p), Some(c)) => match p.admit(&c, prompt_estimate(&req), u64::from(req.max_tokens), req.max_coefficient) {
+                Ok(t) => Some(t),
+                Err((code, message)) => {
+                    shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    yield Ok(error(code, message, false));
+                    return;
+                }
+            },
+            (Some(_), None) => {
+                shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                yield Ok(error(ErrorCode::Unauthorized, "client link is not authorized for payments", false));
+                return;
+            }
+            _ => None,
+        };
         let timeout = Duration::from_millis(u64::from(req.timeout_ms)).min(MAX_TIMEOUT);
         let deadline = Instant::now() + timeout;
         let mut tried = Vec::new();
@@ -103,7 +160,10 @@ pub(crate) fn relay(
                 coefficient,
                 timeout_ms: u32::try_from(worker_budget.as_millis()).unwrap_or(u32::MAX).max(1),
                 stream: req.stream,
-                voucher: None,
+                voucher: match (&shared.payments, worker.contract) {
+                    (Some(p), Some(c)) => p.worker_voucher(&c).map(|v| cocoon_proto::money::voucher_to_wire(&v)),
+                    _ => None,
+                },
             });
             call.set_timeout(remaining);
             let started = tokio::time::timeout_at(deadline, worker.client.clone().run(call)).await;
@@ -170,25 +230,17 @@ pub(crate) fn relay(
                     }
                     Part::End(mut end) => {
                         let usage = end.usage.unwrap_or_default();
-                        let charge = shared.config.chain.registry().params.charge(
-                            TokenCounts {
-                                prompt: usage.prompt_tokens,
-                                cached: usage.cached_tokens,
-                                completion: usage.completion_tokens,
-                                reasoning: usage.reasoning_tokens,
-                            },
-                            coefficient,
-                        );
+                        let params = shared.config.chain.registry().params.clone();
+                        let charge = params.charge(token_counts(&usage), coefficient);
+                        let billed = match ticket.take() {
+                            Some(t) => t.settle(worker.contract, charge.adjusted_tokens()),
+                            None => charge.adjusted_tokens(),
+                        };
                         end.coefficient = coefficient;
-                        end.cost = Some(Cost {
-                            prompt_cost: charge.prompt_cost,
-                            completion_cost: charge.completion_cost,
-                            total_cost: charge.total_cost,
-                            adjusted_tokens: charge.adjusted_tokens(),
-                        });
+                        end.cost = Some(billed_cost(&charge, billed, params.price_per_token));
                         worker.served.fetch_add(1, Ordering::Relaxed);
                         shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
-                        shared.stats.adjusted_tokens.fetch_add(charge.adjusted_tokens(), Ordering::Relaxed);
+                        shared.stats.adjusted_tokens.fetch_add(billed, Ordering::Relaxed);
                         yield Ok(Answer { part: Some(Part::End(end)) });
                         cocoon_net::drain_trailers(&mut answers).await;
                         return;
@@ -198,6 +250,13 @@ pub(crate) fn relay(
                         if !head_sent && retryable(e.code) {
                             last_error = Some(Answer { part: Some(Part::Error(e)) });
                             break;
+                        }
+                        // Tokens delivered before the failure are billed (DESIGN §4).
+                        if let (Some(usage), true) = (e.usage.as_ref(), head_sent) {
+                            let charge = shared.config.chain.registry().params.charge(token_counts(usage), coefficient);
+                            if let Some(t) = ticket.take() {
+                                t.settle(worker.contract, charge.adjusted_tokens());
+                            }
                         }
                         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                         yield Ok(Answer { part: Some(Part::Error(AnswerError { stream_started: head_sent, ..e })) });

@@ -129,34 +129,60 @@ async fn session(
     let version = check_params(shared, &params)?;
     // Each proxy gets its share of the worker's capacity.
     let share = params.max_active_requests.div_ceil(params.proxy_count);
+    let contract = match &shared.payments {
+        Some(p) => {
+            let owner = cocoon_ledger::Address::parse_owner(&params.owner_address);
+            Some(p.join_worker(owner).await?)
+        }
+        None => None,
+    };
     send(
         tx,
         Out::Accepted(WorkerAccepted {
             proxy: Some(shared.proxy_params(version)),
-            worker_contract_address: format!(
-                "worker:{}:{}",
-                shared.config.name, params.owner_address
-            ),
+            worker_contract_address: contract.map(|c| c.to_hex()).unwrap_or_default(),
             max_active_requests: share,
         }),
     )
     .await?;
-    match receive(&mut inbound).await? {
-        // Payments are not enabled yet: nothing to compare. The money issue checks the
-        // worker's highest voucher against our counters here.
-        In::BalanceCompare(_) => {
-            send(
-                tx,
-                Out::BalanceCompareResult(BalanceCompareResult {
-                    ok: true,
-                    reason: String::new(),
-                    payment: Some(PaymentStatus::default()),
-                }),
-            )
-            .await?
-        }
+    let compare = match receive(&mut inbound).await? {
+        In::BalanceCompare(c) => c,
         _ => return Err("protocol violation: expected balance compare".into()),
-    }
+    };
+    // What the worker holds must not be ahead of our books (DESIGN §4): if it is, our
+    // state was rolled back; the worker is refused and an alarm raised, nothing aborts.
+    let payment = match (&shared.payments, contract) {
+        (Some(p), Some(c)) => {
+            let voucher = money_from_wire(compare.highest_voucher.as_ref())?;
+            let seen = cocoon_proto::money::counters_from_wire(compare.counters.as_ref())
+                .map_err(|e| format!("balance compare: {e}"))?;
+            match p.compare_worker(&c, voucher.as_ref(), &seen) {
+                Ok(status) => status,
+                Err(reason) => {
+                    let _ = send(
+                        tx,
+                        Out::BalanceCompareResult(BalanceCompareResult {
+                            ok: false,
+                            reason: reason.clone(),
+                            payment: None,
+                        }),
+                    )
+                    .await;
+                    return Err(reason);
+                }
+            }
+        }
+        _ => PaymentStatus::default(),
+    };
+    send(
+        tx,
+        Out::BalanceCompareResult(BalanceCompareResult {
+            ok: true,
+            reason: String::new(),
+            payment: Some(payment),
+        }),
+    )
+    .await?;
     let enabled = match receive(&mut inbound).await? {
         In::HandshakeComplete(h) => h.enabled,
         _ => return Err("protocol violation: expected handshake complete".into()),
@@ -165,6 +191,7 @@ async fn session(
         id,
         name: params.instance_name.clone(),
         owner: params.owner_address.clone(),
+        contract,
         base_model: params
             .model_id
             .split('@')
@@ -206,7 +233,13 @@ async fn session(
             }
             Ok(Some(WorkerToProxy {
                 msg: Some(In::PaymentStatusRequest(_)),
-            })) => send(tx, Out::PaymentStatus(PaymentStatus::default())).await?,
+            })) => {
+                let status = match (&shared.payments, contract) {
+                    (Some(p), Some(c)) => p.worker_status(&c),
+                    _ => PaymentStatus::default(),
+                };
+                send(tx, Out::PaymentStatus(status)).await?
+            }
             Ok(Some(_)) => {
                 return Err("protocol violation: unexpected message after handshake".into())
             }
@@ -214,4 +247,10 @@ async fn session(
             Err(status) => return Err(format!("control stream failed: {}", status.message())),
         }
     }
+}
+
+fn money_from_wire(
+    v: Option<&cocoon_proto::SignedVoucher>,
+) -> Result<Option<cocoon_ledger::SignedVoucher>, String> {
+    cocoon_proto::money::voucher_from_wire(v).map_err(|e| format!("balance compare: {e}"))
 }

@@ -18,6 +18,8 @@ pub(crate) struct WorkerEntry {
     pub id: u64,
     pub name: String,
     pub owner: String,
+    /// The worker contract earnings are credited to (None when payments are off).
+    pub contract: Option<cocoon_ledger::Address>,
     pub model_id: String,
     pub base_model: String,
     pub hardware: HardwareProfile,

@@ -1,11 +1,13 @@
 //! The worker half of the control session (DESIGN §4 "Worker joins a proxy"):
 //! hello → accepted/refused → balance compare → handshake complete → events.
 
+use crate::payments::{payout_tick, Wallet, PAYMENT_POLL};
 use crate::serve::BoxStream;
 use crate::Shared;
 use cocoon_proto::{
-    proxy_to_worker::Msg as In, worker_to_proxy::Msg as Out, BalanceCompare, Counters,
-    HandshakeComplete, ProxyToWorker, SetCoefficient, SetEnabled, WorkerParams, WorkerToProxy,
+    money, proxy_to_worker::Msg as In, worker_to_proxy::Msg as Out, BalanceCompare,
+    HandshakeComplete, PaymentStatusRequest, ProxyToWorker, SetCoefficient, SetEnabled,
+    WorkerParams, WorkerToProxy,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,14 +71,20 @@ async fn drive(
         instance_name: config.name.clone(),
     };
     send(tx, Out::Hello(hello)).await?;
-    match receive(&mut inbound).await? {
+    let terms = match receive(&mut inbound).await? {
         In::Accepted(a) => {
-            let version = a.proxy.as_ref().map_or(0, |p| p.protocol_version);
+            let proxy = a.proxy.clone().unwrap_or_default();
             tracing::info!(
-                protocol = version,
+                protocol = proxy.protocol_version,
                 share = a.max_active_requests,
                 "proxy accepted this worker"
             );
+            Wallet::terms(
+                &config.owner_address,
+                &proxy.contract_address,
+                &proxy.public_key,
+                &a.worker_contract_address,
+            )?
         }
         In::Refused(r) => {
             return Err(format!(
@@ -85,19 +93,27 @@ async fn drive(
             ))
         }
         _ => return Err("protocol violation: expected accepted/refused".into()),
-    }
-    // Payments are not enabled yet: we hold no voucher, so the compare is trivially fine.
-    // The money issue sends the highest voucher and counters seen from this proxy.
+    };
+    // Balance compare: the highest voucher and counters we saw from this proxy. A proxy
+    // that was rolled back finds us ahead of it and refuses us (and raises its alarm).
+    let (highest, seen) = match &terms {
+        Some(t) => shared.wallet.compare(t),
+        None => (None, Default::default()),
+    };
     send(
         tx,
         Out::BalanceCompare(BalanceCompare {
-            highest_voucher: None,
-            counters: Some(Counters::default()),
+            highest_voucher: highest.as_ref().map(money::voucher_to_wire),
+            counters: Some(money::counters_to_wire(&seen)),
         }),
     )
     .await?;
     match receive(&mut inbound).await? {
-        In::BalanceCompareResult(r) if r.ok => {}
+        In::BalanceCompareResult(r) if r.ok => {
+            if let Some(t) = &terms {
+                shared.wallet.observe(t, r.payment.as_ref())?;
+            }
+        }
         In::BalanceCompareResult(r) => {
             return Err(format!(
                 "balance compare failed: {}",
@@ -118,8 +134,17 @@ async fn drive(
         In::HandshakeAck(_) => {}
         _ => return Err("protocol violation: expected handshake ack".into()),
     }
+    let mut poll = tokio::time::interval(PAYMENT_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = poll.tick(), if terms.is_some() => {
+                send(tx, Out::PaymentStatusRequest(PaymentStatusRequest {})).await?;
+                if let Some(t) = terms {
+                    // Off the select loop: a slow chain must not stall control messages.
+                    tokio::spawn(payout_tick(shared.wallet.clone(), shared.config.chain.clone(), t));
+                }
+            }
             changed = enabled_rx.changed() => {
                 if changed.is_err() { return Ok(()); }
                 let enabled = *enabled_rx.borrow_and_update();
@@ -132,7 +157,11 @@ async fn drive(
                 send(tx, Out::SetCoefficient(SetCoefficient { coefficient })).await?;
             }
             msg = inbound.message() => match msg {
-                Ok(Some(ProxyToWorker { msg: Some(In::PaymentStatus(_)) })) => {}
+                Ok(Some(ProxyToWorker { msg: Some(In::PaymentStatus(status)) })) => {
+                    if let Some(t) = &terms {
+                        shared.wallet.observe(t, Some(&status))?;
+                    }
+                }
                 Ok(Some(_)) => return Err("protocol violation: unexpected message after handshake".into()),
                 Ok(None) => return Err("proxy ended the control stream".into()),
                 Err(status) => return Err(format!("control stream failed: {}", status.message())),

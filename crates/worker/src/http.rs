@@ -49,6 +49,7 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "gpu_model": c.hardware.gpu_model, "gpu_count": c.hardware.gpu_count,
             "cpu_cores": c.hardware.cpu_cores, "memory_mib": c.hardware.memory_mib,
         },
+        "payments": shared.wallet.stats_json(),
         "stats": {
             "requests": s.requests.load(Ordering::Relaxed),
             "succeeded": s.succeeded.load(Ordering::Relaxed),

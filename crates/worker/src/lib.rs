@@ -6,6 +6,7 @@ mod control;
 mod hardware;
 mod health;
 mod http;
+mod payments;
 mod serve;
 mod weights;
 
@@ -100,6 +101,7 @@ pub(crate) struct Shared {
     pub slots: Arc<Semaphore>,
     pub stats: WorkerStats,
     pub active: AtomicU32,
+    pub wallet: Arc<payments::Wallet>,
 }
 
 /// A started worker.
@@ -162,6 +164,7 @@ pub fn start(
         engine: config.engine.clone(),
         enabled: watch::channel(false).0,
         coefficient: watch::channel(config.coefficient).0,
+        wallet: Default::default(),
         operator_disabled: Default::default(),
         engine_ok: Default::default(),
         slots: Arc::new(Semaphore::new(config.max_active_requests.max(1) as usize)),

@@ -63,6 +63,7 @@ impl cocoon_proto::worker_link_server::WorkerLink for LinkService {
         let req = request.into_inner();
         let shared = self.shared.clone();
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        shared.wallet.used();
         if !*shared.enabled.borrow() {
             return Ok(single_error(
                 &shared,

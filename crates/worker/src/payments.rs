@@ -1,0 +1,201 @@
+//! The worker's side of payments (DESIGN §4, §6): per proxy, the highest payout voucher
+//! and counters it has seen (sent in the balance compare, so a proxy restored from an old
+//! DB finds the worker ahead of it), refusing a proxy that reports less than it already
+//! reported, and submitting its payout voucher itself when it has been idle a while.
+
+use cocoon_chain::Chain;
+use cocoon_ledger::{Address, CounterView, PublicKey, SeenCounters, SignedVoucher, VoucherOp};
+use cocoon_proto::{money, PaymentStatus};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a connected worker asks each proxy for its payment status.
+pub(crate) const PAYMENT_POLL: Duration = Duration::from_secs(1);
+/// A worker with unpaid vouchers and no request for this long submits its payout.
+pub(crate) const PAYOUT_IDLE: Duration = Duration::from_secs(5);
+
+/// What the worker knows of one paying proxy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProxyTerms {
+    pub proxy: Address,
+    pub key: PublicKey,
+    /// This worker's contract at that proxy.
+    pub worker: Address,
+}
+
+struct Memory {
+    terms: ProxyTerms,
+    highest: Option<SignedVoucher>,
+    seen: SeenCounters,
+    paid_on_chain: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Wallet {
+    proxies: Mutex<HashMap<Address, Memory>>,
+    pub payouts: AtomicU64,
+    pub refusals: AtomicU64,
+    last_use: Mutex<Option<Instant>>,
+}
+
+impl Wallet {
+    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Memory>> {
+        self.proxies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the proxy's announced terms: its worker contract address must be ours.
+    pub fn terms(
+        owner: &str,
+        contract_hex: &str,
+        key: &[u8],
+        worker_hex: &str,
+    ) -> Result<Option<ProxyTerms>, String> {
+        if contract_hex.is_empty() {
+            return Ok(None); // a proxy without payments
+        }
+        let proxy = Address::from_hex(contract_hex)
+            .map_err(|_| "proxy contract address is not 64 hex digits".to_string())?;
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| "proxy voucher key is not 32 bytes".to_string())?;
+        let worker = Address::worker_contract(&proxy, &Address::parse_owner(owner));
+        if worker_hex != worker.to_hex() {
+            return Err("proxy announced a worker contract that is not ours".into());
+        }
+        Ok(Some(ProxyTerms {
+            proxy,
+            key: PublicKey(key),
+            worker,
+        }))
+    }
+
+    /// What to send in the balance compare.
+    pub fn compare(&self, terms: &ProxyTerms) -> (Option<SignedVoucher>, CounterView) {
+        let mut proxies = self.proxies();
+        let m = proxies.entry(terms.proxy).or_insert_with(|| Memory {
+            terms: *terms,
+            highest: None,
+            seen: SeenCounters::default(),
+            paid_on_chain: 0,
+        });
+        m.terms = *terms;
+        (m.highest, m.seen.0)
+    }
+
+    /// Takes in a payment status from the proxy. Errors mean: refuse this proxy.
+    pub fn observe(
+        &self,
+        terms: &ProxyTerms,
+        status: Option<&PaymentStatus>,
+    ) -> Result<(), String> {
+        let Some(status) = status else { return Ok(()) };
+        let voucher =
+            money::voucher_from_wire(status.voucher.as_ref()).map_err(|e| e.to_string())?;
+        let counters =
+            money::counters_from_wire(status.counters.as_ref()).map_err(|e| e.to_string())?;
+        if let Some(v) = &voucher {
+            if v.op != VoucherOp::WorkerPayout || v.contract != terms.worker {
+                return Err("proxy sent a voucher for another contract".into());
+            }
+            v.verify(&terms.key)
+                .map_err(|_| "proxy sent a voucher that does not verify".to_string())?;
+        }
+        let mut proxies = self.proxies();
+        let Some(m) = proxies.get_mut(&terms.proxy) else {
+            return Ok(());
+        };
+        let refused = |why: String| {
+            self.refusals.fetch_add(1, Relaxed);
+            Err(format!("proxy {} {why}; refusing it", terms.proxy))
+        };
+        if let Err(e) = m.seen.observe(counters) {
+            return refused(format!("reported counters that went back: {e}"));
+        }
+        match (voucher, m.highest) {
+            (Some(v), Some(h)) if v.cumulative < h.cumulative => {
+                return refused(format!(
+                    "sent a voucher for {} tokens after one for {}",
+                    v.cumulative, h.cumulative
+                ))
+            }
+            (None, Some(h)) => {
+                return refused(format!("reports no voucher after one for {}", h.cumulative))
+            }
+            (Some(v), _) => m.highest = Some(v),
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    pub fn used(&self) {
+        *self.last_use.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Submits the held payout voucher when it is above what the contract was paid and
+    /// the worker has been idle for `PAYOUT_IDLE`. Blocking (chain call).
+    pub fn maybe_payout(&self, chain: &dyn Chain, terms: &ProxyTerms) {
+        let idle = self
+            .last_use
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|t| t.elapsed() >= PAYOUT_IDLE);
+        let Some(voucher) = self.proxies().get(&terms.proxy).and_then(|m| m.highest) else {
+            return;
+        };
+        let paid = match chain.world() {
+            Ok(w) => w.workers.get(&terms.worker).map_or(0, |c| c.tokens_paid),
+            Err(e) => {
+                tracing::debug!("cannot read the worker contract: {e}");
+                return;
+            }
+        };
+        if let Some(m) = self.proxies().get_mut(&terms.proxy) {
+            m.paid_on_chain = paid;
+        }
+        if !idle || voucher.cumulative <= paid {
+            return;
+        }
+        match chain.submit(cocoon_ledger::Op::WorkerPayout {
+            worker: terms.worker,
+            voucher,
+        }) {
+            Ok(_) => {
+                self.payouts.fetch_add(1, Relaxed);
+                tracing::info!(tokens = voucher.cumulative, "submitted a payout voucher");
+            }
+            // The proxy paid first: fine.
+            Err(e) if e.to_string().contains("stale voucher") => {}
+            Err(e) => tracing::warn!("payout failed: {e}"),
+        }
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let proxies: Vec<Value> = self
+            .proxies()
+            .values()
+            .map(|m| {
+                json!({
+                    "proxy_contract": m.terms.proxy.to_hex(),
+                    "worker_contract": m.terms.worker.to_hex(),
+                    "voucher_tokens": m.highest.map_or(0, |v| v.cumulative),
+                    "voucher": m.highest,
+                    "seen_counters": m.seen.0,
+                    "paid_tokens": m.paid_on_chain,
+                })
+            })
+            .collect();
+        json!({
+            "proxies": proxies,
+            "payouts": self.payouts.load(Relaxed),
+            "refusals": self.refusals.load(Relaxed),
+        })
+    }
+}
+
+/// Runs `maybe_payout` off the async runtime.
+pub(crate) async fn payout_tick(wallet: Arc<Wallet>, chain: Arc<dyn Chain>, terms: ProxyTerms) {
+    let _ = tokio::task::spawn_blocking(move || wallet.maybe_payout(chain.as_ref(), &terms)).await;
+}
