@@ -65,6 +65,8 @@ pub enum LedgerError {
     ProxyHasOpenContracts { clients: usize, workers: usize },
     #[error("accounting invariant violated: {0}")]
     Invariant(&'static str),
+    #[error("{0} is a contract, not a wallet: use the contract's own ops")]
+    NotAWallet(Address),
     #[error("no contract or account at {0}")]
     UnknownContract(Address),
     #[error("a contract already exists at {0}")]

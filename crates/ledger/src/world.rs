@@ -202,6 +202,13 @@ impl World {
         Ok(())
     }
 
+    /// Whether `address` is a deployed contract (rather than a wallet).
+    pub fn is_contract(&self, address: &Address) -> bool {
+        self.proxies.contains_key(address)
+            || self.clients.contains_key(address)
+            || self.workers.contains_key(address)
+    }
+
     fn proxy_mut(&mut self, address: &Address) -> Result<&mut ProxyContract> {
         self.proxies
             .get_mut(address)
@@ -258,6 +265,13 @@ impl World {
                 (None, none)
             }
             Op::Transfer { from, to, amount } => {
+                // Contracts move coins only through their own ops: a plain transfer into
+                // one would sit outside every bucket and break the accounting.
+                for a in [from, to] {
+                    if self.is_contract(a) {
+                        return Err(LedgerError::NotAWallet(*a));
+                    }
+                }
                 self.transfer(*from, *to, *amount)?;
                 (None, none)
             }

@@ -99,3 +99,21 @@ fn owner_parses_hex_or_names_a_devnet_wallet() {
     assert_eq!(Address::parse_owner(&a.to_hex()), a);
     assert_eq!(Address::parse_owner("alice"), a);
 }
+
+#[test]
+fn plain_transfers_never_touch_contracts() {
+    let mut net = Net::new(&["alice"], 1_000_000);
+    let client = net.client("alice", 100_000);
+    let alice = Address::wallet("alice");
+    for (from, to) in [(alice, net.proxy), (net.proxy, alice), (alice, client)] {
+        let err = net
+            .apply(Op::Transfer {
+                from,
+                to,
+                amount: 1,
+            })
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::NotAWallet(_)), "{err}");
+    }
+    net.world.check_invariants().unwrap();
+}

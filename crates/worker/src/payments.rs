@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub(crate) const PAYMENT_POLL: Duration = Duration::from_secs(1);
 /// A worker with unpaid vouchers and no request for this long submits its payout.
 pub(crate) const PAYOUT_IDLE: Duration = Duration::from_secs(5);
+/// Unpaid adjusted tokens past which a busy worker submits its payout anyway.
+pub(crate) const PAYOUT_THRESHOLD: u64 = 1_000_000;
 
 /// What the worker knows of one paying proxy.
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +137,8 @@ impl Wallet {
     }
 
     /// Submits the held payout voucher when it is above what the contract was paid and
-    /// the worker has been idle for `PAYOUT_IDLE`. Blocking (chain call).
+    /// the worker has been idle for `PAYOUT_IDLE` or is owed `PAYOUT_THRESHOLD` tokens.
+    /// Blocking (chain call).
     pub fn maybe_payout(&self, chain: &dyn Chain, terms: &ProxyTerms) {
         let idle = self
             .last_use
@@ -155,7 +158,8 @@ impl Wallet {
         if let Some(m) = self.proxies().get_mut(&terms.proxy) {
             m.paid_on_chain = paid;
         }
-        if !idle || voucher.cumulative <= paid {
+        let unpaid = voucher.cumulative.saturating_sub(paid);
+        if unpaid == 0 || (!idle && unpaid < PAYOUT_THRESHOLD) {
             return;
         }
         match chain.submit(cocoon_ledger::Op::WorkerPayout {
