@@ -10,6 +10,8 @@ mod key;
 mod settle;
 mod startup;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use books::Ticket;
 
