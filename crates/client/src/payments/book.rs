@@ -8,7 +8,7 @@
 
 use super::decide::ChargeLag;
 use cocoon_chain::ledger::{
-    Address, CounterView, LedgerError, PublicKey, SeenCounters, Signature, SignedVoucher, VoucherOp,
+    Address, CounterView, LedgerError, PublicKey, SeenCounters, SignedVoucher, VoucherOp,
 };
 use cocoon_proto as proto;
 use serde::Serialize;
@@ -90,26 +90,19 @@ pub fn parse_voucher(
         return Ok(None);
     };
     let bad = |m: String| Refusal::InvalidVoucher(m);
-    let op = VoucherOp::from_code(v.op).map_err(|e| bad(e.to_string()))?;
-    if op != VoucherOp::ClientCharge {
-        return Err(bad(format!("op {op:?}, expected ClientCharge")));
+    let Some(voucher) = proto::money::voucher_from_wire(Some(v)).map_err(|e| bad(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    if voucher.op != VoucherOp::ClientCharge {
+        return Err(bad(format!("op {:?}, expected ClientCharge", voucher.op)));
     }
-    let contract = Address::from_hex(proto::bounded_text(&v.contract_address))
-        .map_err(|e| bad(format!("contract address: {e}")))?;
-    if contract != *client_contract {
+    if voucher.contract != *client_contract {
         return Err(bad(format!(
-            "bound to contract {contract}, not to this client's {client_contract}"
+            "bound to contract {}, not to this client's {client_contract}",
+            voucher.contract
         )));
     }
-    let signature: [u8; 64] = v.signature[..]
-        .try_into()
-        .map_err(|_| bad(format!("signature is {} bytes, not 64", v.signature.len())))?;
-    let voucher = SignedVoucher {
-        op,
-        contract,
-        cumulative: v.cumulative_tokens,
-        signature: Signature(signature),
-    };
     voucher.verify(key).map_err(|e| bad(e.to_string()))?;
     Ok(Some(voucher))
 }
