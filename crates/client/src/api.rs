@@ -1,4 +1,4 @@
-//! The app-facing OpenAI-compatible HTTP API.
+//! The app-facing OpenAI-compatible HTTP API, plus `/healthz`, `/jsonstats` and `/metrics`.
 
 use crate::errors::ApiError;
 use crate::request::{parse, ParsedRequest};
@@ -10,6 +10,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cocoon_net::metrics::{self, Encoder, Kind, ModelId};
 use cocoon_proto::{
     answer::Part, Answer, AnswerError, ClientRunRequest, ModelsRequest, MAX_BODY_BYTES,
 };
@@ -29,6 +30,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models).options(preflight))
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(axum::middleware::map_response(cors))
         .with_state(shared)
@@ -95,7 +97,43 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "self_charges": payments.iter().map(|p| p.self_charges).sum::<u64>(),
         },
         "payments": payments,
+        "rates": shared.metrics.rates_json(),
+        "metrics": shared.metrics.totals_json(),
     }))
+}
+
+/// Prometheus text: the request families every node has, then the client's own. No
+/// label carries request content, an app's address or a model name the network has not
+/// served.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut enc = Encoder::new();
+    shared.metrics.render(&mut enc);
+    let role = ("role", "client");
+    enc.family(
+        "cocoon_connected_peers",
+        Kind::Gauge,
+        "Links with completed handshakes, by peer kind.",
+    )
+    .int(&[role, ("peer", "proxy")], shared.links.count() as u64);
+    let payments = shared.books.views();
+    enc.family(
+        "cocoon_payment_events_total",
+        Kind::Counter,
+        "Payment events: top-ups, charge vouchers submitted by the client, proxies refused.",
+    )
+    .int(
+        &[role, ("kind", "top_up")],
+        payments.iter().map(|p| p.top_ups).sum(),
+    )
+    .int(
+        &[role, ("kind", "self_charge")],
+        payments.iter().map(|p| p.self_charges).sum(),
+    )
+    .int(
+        &[role, ("kind", "refusal")],
+        shared.stats.proxy_refusals.load(Ordering::Relaxed),
+    );
+    cocoon_net::metrics::response(enc.finish())
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -118,6 +156,10 @@ async fn models(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Va
         )
     })?
     .into_inner();
+    for m in &reply.models {
+        // Names the network serves become `model` label values (bounded, validated).
+        metrics::intern(&m.name);
+    }
     let data: Vec<_> = reply
         .models
         .iter()
@@ -143,9 +185,14 @@ async fn completions(State(shared): State<Arc<Shared>>, request: Request) -> Res
 
 async fn inference(shared: Arc<Shared>, path: &'static str, request: Request) -> Response {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let result = run(&shared, path, request).await;
-    if result.is_err() {
+    // Finished by `run` on success (or handed to the stream); here on failure.
+    let mut metered = Some(shared.metrics.start(ModelId::OTHER, false));
+    let result = run(&shared, path, request, &mut metered).await;
+    if let Err(e) = &result {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = metered.take() {
+            m.fail(e.error_code as i32);
+        }
     }
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -154,6 +201,7 @@ async fn run(
     shared: &Arc<Shared>,
     path: &'static str,
     request: Request,
+    metered: &mut Option<metrics::Request>,
 ) -> Result<Response, ApiError> {
     let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
@@ -163,6 +211,11 @@ async fn run(
             ))
         })?;
     let parsed = parse(&raw, &shared.config.defaults).map_err(ApiError::bad_request)?;
+    if let Some(m) = metered.as_mut() {
+        // The app's text is only looked up: unknown names are "other".
+        m.set_model(metrics::lookup(&parsed.model));
+        m.set_stream(parsed.stream);
+    }
     let deadline = Instant::now() + parsed.timeout;
     let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
     let ParsedRequest {
@@ -173,6 +226,7 @@ async fn run(
         timeout,
         body,
     } = parsed;
+    let served_model = model.clone();
     let mut call = tonic::Request::new(ClientRunRequest {
         request_id: rand::random::<[u8; 16]>().to_vec().into(),
         path: path.to_string(),
@@ -209,7 +263,13 @@ async fn run(
     let content_type = HeaderValue::from_str(&head.content_type)
         .unwrap_or(HeaderValue::from_static("application/json"));
     if stream {
-        let body = Body::from_stream(relay_stream(shared.clone(), answers, deadline));
+        let body = Body::from_stream(relay_stream(
+            shared.clone(),
+            answers,
+            deadline,
+            metered.take(),
+            served_model,
+        ));
         return Ok(Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, content_type)
@@ -234,6 +294,11 @@ async fn run(
                     collected = with_cost;
                 }
                 shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                if let Some(mut m) = metered.take() {
+                    // A worker served it: the name is one the network has.
+                    m.set_model(metrics::intern(&served_model));
+                    m.succeed(end.usage.as_ref());
+                }
                 break;
             }
             Part::Error(e) => return Err(ApiError::from_network(e.code, e.message)),
@@ -292,12 +357,17 @@ fn relay_stream(
     shared: Arc<Shared>,
     mut answers: Streaming<Answer>,
     deadline: Instant,
+    mut metered: Option<metrics::Request>,
+    model: String,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     async_stream::stream! {
         let mut relay = SseCostRelay::new();
         let failure = loop {
             match next(&mut answers, deadline).await {
                 Ok(Part::Chunk(c)) => {
+                    if let Some(m) = metered.as_mut() {
+                        m.first_token();
+                    }
                     let now = relay.push(c.data);
                     if !now.is_empty() {
                         yield Ok(now);
@@ -309,6 +379,10 @@ fn relay_stream(
                         yield Ok(rest);
                     }
                     shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                    if let Some(mut m) = metered.take() {
+                        m.set_model(metrics::intern(&model));
+                        m.succeed(end.usage.as_ref());
+                    }
                     return;
                 }
                 Ok(Part::Error(AnswerError { code, message, .. })) => {
@@ -321,6 +395,9 @@ fn relay_stream(
             }
         };
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = metered.take() {
+            m.fail(failure.error_code as i32);
+        }
         let held = relay.abort();
         if !held.is_empty() {
             yield Ok(held);

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub code: &'static str,
     pub message: String,
+    /// The network error code this corresponds to (for metrics: outcome and `code` label).
+    pub error_code: ErrorCode,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             kind: "invalid_request_error",
             code: "invalid_request",
             message: message.into(),
+            error_code: ErrorCode::BadRequest,
         }
     }
 
@@ -29,6 +32,7 @@ impl ApiError {
             kind: "service_unavailable",
             code: "no_proxy",
             message: "no proxy is connected yet; retry shortly".into(),
+            error_code: ErrorCode::NoCapacity,
         }
     }
 
@@ -38,13 +42,14 @@ impl ApiError {
             kind: "invalid_request_error",
             code: "not_found",
             message: message.into(),
+            error_code: ErrorCode::BadRequest,
         }
     }
 
     /// Maps an error from the network to what the app sees.
     pub fn from_network(code: i32, message: String) -> Self {
-        let code = ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified);
-        let (status, kind, code) = match code {
+        let error_code = ErrorCode::try_from(code).unwrap_or(ErrorCode::Unspecified);
+        let (status, kind, code) = match error_code {
             ErrorCode::BadRequest => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
@@ -91,6 +96,7 @@ impl ApiError {
             kind,
             code,
             message: cocoon_proto::bounded_text(&message).to_string(),
+            error_code,
         }
     }
 

@@ -13,6 +13,7 @@ pub use request::RequestDefaults;
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Dialer, Role};
+use cocoon_net::metrics::{NodeMetrics, Role as MetricsRole};
 use cocoon_net::{LinkTiming, RegistryPolicy};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,12 +71,15 @@ pub(crate) struct Shared {
     pub stats: ClientStats,
     /// Per proxy contract payment state; outlives the links.
     pub books: Arc<payments::Books>,
+    /// Request metrics (`/metrics`, `rates` in `/jsonstats`).
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Shared {
     fn record_success(&self, cost: u64) {
         self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
         self.stats.total_cost.fetch_add(cost, Ordering::Relaxed);
+        self.metrics.add_money(cost);
     }
 }
 
@@ -136,6 +140,7 @@ pub async fn start(
         links: Default::default(),
         stats: Default::default(),
         books: Default::default(),
+        metrics: NodeMetrics::new(MetricsRole::Client),
     });
     let mut tasks = tokio::task::JoinSet::new();
     // Certificates live one day; renew them in place so links never drop.

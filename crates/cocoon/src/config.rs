@@ -338,6 +338,7 @@ pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
         pow_difficulty: f.pow_difficulty,
         timing: f.link.timing()?,
         payments: f.payments.as_ref().map(|p| p.payments(path)).transpose()?,
+        routing: Default::default(),
     })
 }
 

@@ -145,6 +145,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
             p.client_deposit = args.client_deposit;
             p
         }),
+        routing: Default::default(),
     };
     let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
     let chain_listener = tokio::net::TcpListener::bind(local(args.chain_port))

@@ -225,6 +225,7 @@ fn proxy_config(
         timing: Default::default(),
         chain,
         payments: Some(payments),
+        routing: Default::default(),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct DevnetConfig {
     pub engine_probe_interval: Duration,
     /// Paid service with funded wallets (DESIGN §6); None = the proxy serves for free.
     pub payments: Option<DevnetPayments>,
+    /// The proxy's worker breaker settings.
+    pub routing: cocoon_proxy::RoutingConfig,
 }
 
 /// Money settings of a devnet: every wallet is funded on the local chain so requests are
@@ -113,6 +115,13 @@ impl DevnetConfig {
             timing: LinkTiming::default(),
             engine_probe_interval: Duration::from_millis(200),
             payments: Some(DevnetPayments::fast()),
+            // Short cooldowns so breaker tests see a worker come back within seconds.
+            routing: cocoon_proxy::RoutingConfig {
+                cooldown: Duration::from_millis(500),
+                max_cooldown: Duration::from_secs(4),
+                reputation_half_life: Duration::from_millis(500),
+                ..Default::default()
+            },
         }
     }
 
@@ -248,6 +257,7 @@ pub async fn start(
             timing: config.timing.clone(),
             chain: dyn_chain.clone(),
             payments: proxy_payments,
+            routing: config.routing.clone(),
         },
         shutdown.clone(),
     )

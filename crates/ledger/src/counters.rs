@@ -193,7 +193,6 @@ impl SeenCounters {
                 seen.committed_chain,
             ),
             ("committed_db", report.committed_db, seen.committed_db),
-            ("in_memory", report.in_memory, seen.in_memory),
         ] {
             if r < s {
                 return Err(LedgerError::PeerBehind {
@@ -203,7 +202,10 @@ impl SeenCounters {
                 });
             }
         }
-        self.0 = report;
+        self.0 = CounterView {
+            in_memory: report.in_memory.max(seen.in_memory),
+            ..report
+        };
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 mod grpc;
 mod http;
+pub mod metrics;
 mod policy;
 mod watch;
 

@@ -1,17 +1,20 @@
 //! Inbound client links: the `ClientLink` service, one instance per connection so the
-//! handshake state belongs to that connection.
+//! handshake state belongs to that connection. Request metrics are recorded here, around
+//! the relay.
 
 use crate::relay::relay;
 use crate::Shared;
 use cocoon_ledger::Address;
+use cocoon_net::metrics;
 use cocoon_proto::{
     answer::Part, auth_request::Method, client_connect_reply::Result as Reply, Answer, AnswerError,
     AuthChallenge, AuthReply, AuthRequest, ClientAccepted, ClientConnectReply, ClientHello,
     ClientRunRequest, ErrorCode, ModelsReply, ModelsRequest, PaymentStatus, PaymentStatusRequest,
     Refusal, MAX_TEXT_BYTES,
 };
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
 
@@ -126,7 +129,7 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
             proxy: Some(self.shared.proxy_params(version)),
             client_contract_address: contract,
             auth: Some(auth),
-            payment: Some(PaymentStatus::default()),
+            payment: None,
         };
         Ok(Response::new(ClientConnectReply {
             result: Some(Reply::Accepted(accepted)),
@@ -232,7 +235,14 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
             let state = self.state();
             (state.authorized, state.client)
         };
+        let request = request.into_inner();
+        let metered = self.shared.metrics.start(
+            // The app's text is only looked up: names no worker served are "other".
+            metrics::lookup(&request.model),
+            request.stream,
+        );
         if !authorized {
+            metered.fail(ErrorCode::Unauthorized as i32);
             let answer = Answer {
                 part: Some(Part::Error(AnswerError {
                     code: ErrorCode::Unauthorized as i32,
@@ -245,10 +255,69 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
                 Ok(answer)
             }))));
         }
-        Ok(Response::new(Box::pin(relay(
+        let model = request.model.clone();
+        let answers = relay(self.shared.clone(), request, client);
+        Ok(Response::new(Box::pin(metered_answers(
             self.shared.clone(),
-            request.into_inner(),
-            client,
+            metered,
+            model,
+            answers,
         ))))
     }
+}
+
+/// Passes `answers` through untouched while recording the request's metrics: first chunk,
+/// then success (tokens, the proxy's commission) or the error's code. A stream dropped
+/// before its end (the client went away) counts as cancelled.
+fn metered_answers(
+    shared: Arc<Shared>,
+    metered: metrics::Request,
+    model: String,
+    answers: impl Stream<Item = Result<Answer, Status>> + Send + 'static,
+) -> impl Stream<Item = Result<Answer, Status>> + Send + 'static {
+    let mut metered = Some(metered);
+    answers.inspect(move |item| match item {
+        Ok(Answer {
+            part: Some(Part::Chunk(_)),
+        }) => {
+            if let Some(m) = metered.as_mut() {
+                m.first_token();
+            }
+        }
+        Ok(Answer {
+            part: Some(Part::End(end)),
+        }) => {
+            if let Some(mut m) = metered.take() {
+                // A worker served it: the name is one the network has.
+                m.set_model(metrics::intern(&model));
+                m.succeed(end.usage.as_ref());
+            }
+            if let (Some(_), Some(cost)) = (&shared.payments, &end.cost) {
+                let fee = shared.config.chain.registry().params.worker_fee_per_token;
+                let commission = cost
+                    .total_cost
+                    .saturating_sub(cost.adjusted_tokens.saturating_mul(fee));
+                shared.metrics.add_money(commission);
+                shared
+                    .stats
+                    .billed_nanoton
+                    .fetch_add(cost.total_cost, Ordering::Relaxed);
+            }
+        }
+        Ok(Answer {
+            part: Some(Part::Error(e)),
+        }) => {
+            if let Some(m) = metered.take() {
+                m.fail(e.code);
+            }
+        }
+        Ok(Answer {
+            part: Some(Part::Head(_)),
+        }) => {}
+        Ok(Answer { part: None }) | Err(_) => {
+            if let Some(m) = metered.take() {
+                m.fail(ErrorCode::Internal as i32);
+            }
+        }
+    })
 }

@@ -1,7 +1,9 @@
-//! The proxy's plain-HTTP port: health and stats for operators (no request content).
+//! The proxy's plain-HTTP port: health, stats and metrics for operators (no request
+//! content).
 
 use crate::Shared;
-use axum::{extract::State, routing::get, Json, Router};
+use axum::{extract::State, response::Response, routing::get, Json, Router};
+use cocoon_net::metrics::{Encoder, Kind};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
         .with_state(shared);
     cocoon_net::serve_http(listener, app, shutdown, "proxy stats").await;
 }
@@ -29,12 +32,83 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "failed": s.failed.load(Ordering::Relaxed),
             "adjusted_tokens": s.adjusted_tokens.load(Ordering::Relaxed),
             "rejected_connections": s.rejected_connections.load(Ordering::Relaxed),
+            "connected_clients": s.connected_clients.load(Ordering::Relaxed),
+            "billed_nanoton": s.billed_nanoton.load(Ordering::Relaxed),
+            "retries": s.retries.load(Ordering::Relaxed),
         },
+        "rates": shared.metrics.rates_json(),
+        "metrics": shared.metrics.totals_json(),
         "workers": shared.workers.stats(),
+        "routing_decisions": shared.workers.decisions(),
         "payments": shared.payments.as_ref().map(|p| p.stats_json()),
         "models": shared.workers.models().iter().map(|m| json!({
             "name": m.name, "workers": m.workers,
             "min_coefficient": m.min_coefficient, "max_coefficient": m.max_coefficient,
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// Prometheus text: the request families every node has, then the proxy's own. Workers
+/// and clients are counted, never named.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut enc = Encoder::new();
+    shared.metrics.render(&mut enc);
+    let role = ("role", "proxy");
+    let s = &shared.stats;
+    let workers = shared.workers.stats();
+    enc.family(
+        "cocoon_connected_peers",
+        Kind::Gauge,
+        "Links with completed handshakes, by peer kind.",
+    )
+    .int(&[role, ("peer", "worker")], workers.len() as u64)
+    .int(
+        &[role, ("peer", "client")],
+        s.connected_clients.load(Ordering::Relaxed),
+    );
+    enc.family(
+        "cocoon_proxy_enabled_workers",
+        Kind::Gauge,
+        "Connected workers currently enabled.",
+    )
+    .int(&[role], workers.iter().filter(|w| w.enabled).count() as u64);
+    enc.family(
+        "cocoon_rejected_connections_total",
+        Kind::Counter,
+        "Connections refused (limit, proof of work, handshake or attestation).",
+    )
+    .int(&[role], s.rejected_connections.load(Ordering::Relaxed));
+    enc.family(
+        "cocoon_proxy_retries_total",
+        Kind::Counter,
+        "Requests retried on another worker after a failure before the first byte.",
+    )
+    .int(&[role], s.retries.load(Ordering::Relaxed));
+    enc.family(
+        "cocoon_billed_nanoton_total",
+        Kind::Counter,
+        "nanoTON billed to clients for answered requests (payments on).",
+    )
+    .int(&[role], s.billed_nanoton.load(Ordering::Relaxed));
+    if let Some(p) = &shared.payments {
+        let m = &p.stats;
+        enc.family(
+            "cocoon_payment_events_total",
+            Kind::Counter,
+            "Payment events: DB batches, anchors, charges, payouts, refunds, errors, rollback alarms.",
+        );
+        for (kind, n) in [
+            ("batch", &m.batches),
+            ("anchor", &m.anchors),
+            ("charge", &m.charges),
+            ("payout", &m.payouts),
+            ("refund", &m.refunds),
+            ("chain_error", &m.chain_errors),
+            ("db_error", &m.db_errors),
+            ("alarm", &m.alarms),
+        ] {
+            enc.int(&[role, ("kind", kind)], n.load(Ordering::Relaxed));
+        }
+    }
+    cocoon_net::metrics::response(enc.finish())
 }

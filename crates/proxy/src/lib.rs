@@ -5,10 +5,12 @@ mod client_side;
 mod http;
 mod money;
 mod relay;
+mod routing;
 mod worker_side;
 mod workers;
 
 pub use money::{MoneyError, ProxyPayments};
+pub use routing::RoutingConfig;
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Role};
@@ -41,6 +43,8 @@ pub struct ProxyConfig {
     pub chain: Arc<dyn Chain>,
     /// Paid service (DESIGN §6); None = "open" mode granting free credit (dev only).
     pub payments: Option<ProxyPayments>,
+    /// Worker breaker settings (DESIGN §8).
+    pub routing: RoutingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,12 @@ pub struct ProxyStats {
     pub failed: AtomicU64,
     pub adjusted_tokens: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Client links currently open (past the handshake).
+    pub connected_clients: AtomicU64,
+    /// nanoTON billed to clients (payments on), as the answers' costs said.
+    pub billed_nanoton: AtomicU64,
+    /// Requests sent to another worker after the first one failed before answering.
+    pub retries: AtomicU64,
 }
 
 pub(crate) struct Shared {
@@ -71,6 +81,8 @@ pub(crate) struct Shared {
     pub workers: workers::WorkerTable,
     pub stats: ProxyStats,
     pub payments: Option<Arc<money::Payments>>,
+    /// Request metrics (`/metrics`, `rates` in `/jsonstats`).
+    pub metrics: Arc<cocoon_net::metrics::NodeMetrics>,
 }
 
 impl Shared {
@@ -182,12 +194,14 @@ pub async fn start(
             None
         }
     };
+    let workers = workers::WorkerTable::new(config.routing.clone());
     let shared = Arc::new(Shared {
         config,
         identity,
-        workers: Default::default(),
+        workers,
         stats: Default::default(),
         payments: payments.clone(),
+        metrics: cocoon_net::metrics::NodeMetrics::new(cocoon_net::metrics::Role::Proxy),
     });
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(p) = payments {
@@ -296,11 +310,14 @@ async fn accept_loop(
                         ClientLinkServer::new(client_side::ClientSession::new(shared.clone()))
                             .max_decoding_message_size(MAX_MESSAGE_BYTES)
                             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    let clients = &shared.stats.connected_clients;
+                    clients.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) =
                         serve_over(stream, service, &shared.config.timing, shutdown).await
                     {
                         tracing::info!(%from, "client link closed: {e}");
                     }
+                    clients.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         });

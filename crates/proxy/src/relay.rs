@@ -3,6 +3,7 @@
 //! `end` part is completed with the cost.
 
 use crate::money::Ticket;
+use crate::routing::Outcome;
 use crate::workers::Slot;
 use crate::Shared;
 use cocoon_ledger::{Address, Charge, TokenCounts};
@@ -91,6 +92,44 @@ fn billed_cost(charge: &Charge, billed: u64, price_per_token: u64) -> Cost {
     }
 }
 
+/// Errors that count against the worker's reputation and breaker (not the app's fault,
+/// not a capacity signal).
+fn worker_fault(code: i32) -> bool {
+    [
+        ErrorCode::Upstream,
+        ErrorCode::Internal,
+        ErrorCode::Protocol,
+    ]
+    .iter()
+    .any(|c| *c as i32 == code)
+}
+
+/// A finished request's measurements. Streamed: time to the first chunk and decode speed
+/// after it. Not streamed: the body arrives whole, so only the overall speed is known.
+fn success(
+    call_start: Instant,
+    first_byte: Option<Instant>,
+    completion_tokens: u64,
+    stream: bool,
+) -> Outcome {
+    let end = Instant::now();
+    // A floor keeps near-instant engines measurable (and very fast) instead of unknown.
+    let rate = |tokens: u64, from: Instant| {
+        (tokens > 0)
+            .then(|| tokens as f64 / end.saturating_duration_since(from).as_secs_f64().max(0.001))
+    };
+    match first_byte {
+        Some(first) if stream => Outcome::Success {
+            ttft: Some(first.saturating_duration_since(call_start)),
+            tokens_per_s: rate(completion_tokens.saturating_sub(1), first),
+        },
+        _ => Outcome::Success {
+            ttft: None,
+            tokens_per_s: rate(completion_tokens, call_start),
+        },
+    }
+}
+
 fn token_counts(usage: &Usage) -> TokenCounts {
     TokenCounts {
         prompt: usage.prompt_tokens,
@@ -146,6 +185,7 @@ pub(crate) fn relay(
                 }
             };
             let worker = slot.0.clone();
+            shared.stats.retries.fetch_add(u64::from(!tried.is_empty()), Ordering::Relaxed);
             tried.push(worker.id);
             let coefficient = worker.coefficient.load(Ordering::Relaxed);
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -166,6 +206,8 @@ pub(crate) fn relay(
                 },
             });
             call.set_timeout(remaining);
+            let call_start = Instant::now();
+            let mut first_byte: Option<Instant> = None;
             let started = tokio::time::timeout_at(deadline, worker.client.clone().run(call)).await;
             let mut answers = match started {
                 Err(_) => {
@@ -175,6 +217,7 @@ pub(crate) fn relay(
                 }
                 Ok(Err(status)) => {
                     worker.failed.fetch_add(1, Ordering::Relaxed);
+                    shared.workers.record(&worker, Outcome::Failure);
                     last_error = Some(error(ErrorCode::Upstream, format!("worker failed: {}", status.message()), false));
                     continue;
                 }
@@ -191,6 +234,7 @@ pub(crate) fn relay(
                     }
                     Ok(Err(status)) => {
                         worker.failed.fetch_add(1, Ordering::Relaxed);
+                    shared.workers.record(&worker, Outcome::Failure);
                         if !head_sent {
                             last_error = Some(error(ErrorCode::Upstream, format!("worker link failed: {}", status.message()), false));
                             break;
@@ -201,6 +245,7 @@ pub(crate) fn relay(
                     }
                     Ok(Ok(None)) => {
                         worker.failed.fetch_add(1, Ordering::Relaxed);
+                    shared.workers.record(&worker, Outcome::Failure);
                         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                         yield Ok(error(ErrorCode::Protocol, "worker ended the answer without a result", head_sent));
                         return;
@@ -222,7 +267,10 @@ pub(crate) fn relay(
                         head_sent = true;
                         yield Ok(Answer { part: Some(Part::Head(h)) });
                     }
-                    Part::Chunk(c) if head_sent => yield Ok(Answer { part: Some(Part::Chunk(c)) }),
+                    Part::Chunk(c) if head_sent => {
+                        first_byte.get_or_insert_with(Instant::now);
+                        yield Ok(Answer { part: Some(Part::Chunk(c)) })
+                    }
                     Part::Chunk(_) => {
                         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                         yield Ok(error(ErrorCode::Protocol, "worker sent a chunk before the head", false));
@@ -230,6 +278,7 @@ pub(crate) fn relay(
                     }
                     Part::End(mut end) => {
                         let usage = end.usage.unwrap_or_default();
+                        shared.workers.record(&worker, success(call_start, first_byte, usage.completion_tokens, req.stream));
                         let params = shared.config.chain.registry().params.clone();
                         let charge = params.charge(token_counts(&usage), coefficient);
                         let billed = match ticket.take() {
@@ -247,6 +296,9 @@ pub(crate) fn relay(
                     }
                     Part::Error(e) => {
                         cocoon_net::drain_trailers(&mut answers).await;
+                        if worker_fault(e.code) {
+                            shared.workers.record(&worker, Outcome::Failure);
+                        }
                         if !head_sent && retryable(e.code) {
                             last_error = Some(Answer { part: Some(Part::Error(e)) });
                             break;

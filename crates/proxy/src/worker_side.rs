@@ -207,6 +207,7 @@ async fn session(
         served: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         client,
+        perf: std::sync::Mutex::new(crate::routing::Perf::new(&shared.workers.routing)),
     });
     shared.workers.insert(entry.clone());
     send(tx, Out::HandshakeAck(HandshakeAck {})).await?;

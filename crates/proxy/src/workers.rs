@@ -1,9 +1,10 @@
 //! The proxy's table of worker links and the choice of a worker for a request.
 
+use crate::routing::{self, Outcome, Perf, RoutingConfig, Scored};
 use cocoon_proto::{worker_link_client::WorkerLinkClient, ErrorCode, HardwareProfile, ModelInfo};
 use rand::Rng;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -30,6 +31,14 @@ pub(crate) struct WorkerEntry {
     pub served: AtomicU64,
     pub failed: AtomicU64,
     pub client: WorkerLinkClient<Channel>,
+    /// Measured speed, reputation and breaker (see `routing`).
+    pub perf: Mutex<Perf>,
+}
+
+impl WorkerEntry {
+    pub fn perf(&self) -> std::sync::MutexGuard<'_, Perf> {
+        self.perf.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Holds a request slot on a worker; released on drop, however the request ends.
@@ -41,10 +50,24 @@ impl Drop for Slot {
     }
 }
 
+/// Decisions kept for `/jsonstats`.
+const DECISIONS_KEPT: usize = 16;
+
+/// One routing decision with every input, for `/jsonstats`.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Decision {
+    pub model: String,
+    pub candidates: Vec<Scored>,
+    pub picked: u64,
+    pub explored: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct WorkerTable {
     entries: RwLock<HashMap<u64, Arc<WorkerEntry>>>,
     seen_models: Mutex<HashMap<String, Instant>>,
+    pub routing: RoutingConfig,
+    decisions: Mutex<VecDeque<Decision>>,
 }
 
 /// Why no worker could be chosen, as the app will see it.
@@ -54,6 +77,13 @@ pub(crate) struct NoWorker {
 }
 
 impl WorkerTable {
+    pub fn new(routing: RoutingConfig) -> Self {
+        WorkerTable {
+            routing,
+            ..Default::default()
+        }
+    }
+
     pub fn insert(&self, entry: Arc<WorkerEntry>) {
         self.remember_model(&entry.base_model);
         self.entries
@@ -145,34 +175,115 @@ impl WorkerTable {
         }
         // Read each worker's load once: other requests change it concurrently, and two reads
         // could leave no worker at the minimum (a false "all busy").
+        let now = Instant::now();
         let free: Vec<_> = enabled
             .into_iter()
             .filter(|w| w.coefficient.load(Ordering::Relaxed) <= max_coefficient)
             .filter_map(|w| {
                 let active = w.active.load(Ordering::Relaxed);
-                (active < w.max_active)
-                    .then(|| (f64::from(active) / f64::from(w.max_active.max(1)), w))
+                (active < w.max_active).then_some((active, w))
             })
             .collect();
-        let best = free
-            .iter()
-            .map(|(load, _)| *load)
-            .fold(f64::INFINITY, f64::min);
-        let ties: Vec<_> = free
-            .into_iter()
-            .filter(|(load, _)| *load <= best)
-            .map(|(_, w)| w)
-            .collect();
-        if ties.is_empty() {
+        if free.is_empty() {
             return Err(NoWorker {
                 code: ErrorCode::Overloaded,
                 message: format!("all workers for model {model:?} are busy"),
             });
         }
-        // Random among the least loaded, so idle traffic spreads instead of pinning one worker.
-        let pick = ties[rand::thread_rng().gen_range(0..ties.len())].clone();
-        pick.active.fetch_add(1, Ordering::Relaxed);
-        Ok(Slot(pick))
+        let ready: Vec<_> = free
+            .iter()
+            .filter(|(_, w)| w.perf().available(now))
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            let wait = free
+                .iter()
+                .map(|(_, w)| w.perf().cooldown_left(now))
+                .min()
+                .unwrap_or_default();
+            return Err(NoWorker {
+                code: ErrorCode::NoCapacity,
+                message: format!(
+                    "every worker for model {model:?} is cooling down after failures; \
+                     the next is probed in {} s",
+                    wait.as_secs().max(1)
+                ),
+            });
+        }
+        // One worker lock at a time (never two at once: no lock-order deadlocks).
+        let fallback = routing::fallback(ready.iter().map(|(_, w)| {
+            let p = w.perf();
+            (p.ttft_ms, p.tokens_per_s)
+        }));
+        let scored: Vec<Scored> = ready
+            .iter()
+            .map(|(active, w)| {
+                let perf = w.perf();
+                let reputation = perf.reputation(now, self.routing.reputation_half_life);
+                routing::score(
+                    w.id,
+                    &perf,
+                    reputation,
+                    *active,
+                    w.coefficient.load(Ordering::Relaxed),
+                    fallback,
+                )
+            })
+            .collect();
+        let mut rng = rand::thread_rng();
+        let explored = ready.len() > 1 && rng.gen_bool(routing::EXPLORE);
+        let order: Vec<usize> = if explored {
+            vec![rng.gen_range(0..ready.len())]
+        } else {
+            // Random among the ties, so idle traffic spreads instead of pinning one worker.
+            let ties = routing::ties(&scored);
+            vec![ties[rng.gen_range(0..ties.len())]]
+        };
+        // A half-open worker takes one probe at a time: another request may have just taken
+        // it, in which case the best other ready worker serves.
+        let mut by_score: Vec<usize> = (0..ready.len()).collect();
+        by_score.sort_by(|a, b| scored[*a].score.total_cmp(&scored[*b].score));
+        for i in order.into_iter().chain(by_score) {
+            let w = &ready[i].1;
+            if !w.perf().admit(now) {
+                continue;
+            }
+            w.active.fetch_add(1, Ordering::Relaxed);
+            self.remember_decision(Decision {
+                model: model.to_string(),
+                picked: w.id,
+                explored,
+                candidates: scored,
+            });
+            return Ok(Slot(w.clone()));
+        }
+        Err(NoWorker {
+            code: ErrorCode::NoCapacity,
+            message: format!("every worker for model {model:?} is cooling down after failures"),
+        })
+    }
+
+    fn remember_decision(&self, d: Decision) {
+        let mut all = self.decisions.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() == DECISIONS_KEPT {
+            all.pop_front();
+        }
+        all.push_back(d);
+    }
+
+    /// The last routing decisions, newest last.
+    pub fn decisions(&self) -> Vec<Decision> {
+        self.decisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Records how a request on `worker` went (speed, reputation, breaker).
+    pub fn record(&self, worker: &WorkerEntry, outcome: Outcome) {
+        worker.perf().record(outcome, Instant::now(), &self.routing);
     }
 
     /// `/v1/models` data: per base model, live counts and coefficient range.
@@ -212,19 +323,28 @@ impl WorkerTable {
         let mut list: Vec<_> = self
             .snapshot()
             .iter()
-            .map(|w| WorkerStat {
-                id: w.id,
-                name: w.name.clone(),
-                owner: w.owner.clone(),
-                model_id: w.model_id.clone(),
-                gpu_model: w.hardware.gpu_model.clone(),
-                gpu_count: w.hardware.gpu_count,
-                coefficient: w.coefficient.load(Ordering::Relaxed),
-                enabled: w.enabled.load(Ordering::Relaxed),
-                active: w.active.load(Ordering::Relaxed),
-                max_active: w.max_active,
-                served: w.served.load(Ordering::Relaxed),
-                failed: w.failed.load(Ordering::Relaxed),
+            .map(|w| {
+                // One lock per worker: a second `perf()` in the same expression would deadlock.
+                let perf = w.perf();
+                WorkerStat {
+                    id: w.id,
+                    name: w.name.clone(),
+                    owner: w.owner.clone(),
+                    model_id: w.model_id.clone(),
+                    gpu_model: w.hardware.gpu_model.clone(),
+                    gpu_count: w.hardware.gpu_count,
+                    coefficient: w.coefficient.load(Ordering::Relaxed),
+                    enabled: w.enabled.load(Ordering::Relaxed),
+                    active: w.active.load(Ordering::Relaxed),
+                    max_active: w.max_active,
+                    served: w.served.load(Ordering::Relaxed),
+                    failed: w.failed.load(Ordering::Relaxed),
+                    ttft_ms: perf.ttft_ms,
+                    tokens_per_s: perf.tokens_per_s,
+                    success_rate: perf
+                        .reputation(Instant::now(), self.routing.reputation_half_life),
+                    breaker: perf.breaker,
+                }
             })
             .collect();
         list.sort_by_key(|w| w.id);
@@ -247,4 +367,8 @@ pub(crate) struct WorkerStat {
     pub max_active: u32,
     pub served: u64,
     pub failed: u64,
+    pub ttft_ms: Option<f64>,
+    pub tokens_per_s: Option<f64>,
+    pub success_rate: f64,
+    pub breaker: routing::Breaker,
 }

@@ -51,6 +51,14 @@ async fn receive(inbound: &mut Streaming<ProxyToWorker>) -> Result<In, String> {
     }
 }
 
+/// Earnings in metrics: voucher growth (adjusted tokens) times the registry's worker fee.
+fn record_earned(shared: &Shared, tokens: u64) {
+    if tokens > 0 {
+        let fee = shared.config.chain.registry().params.worker_fee_per_token;
+        shared.metrics.add_money(tokens.saturating_mul(fee));
+    }
+}
+
 async fn drive(
     shared: &Shared,
     mut inbound: Streaming<ProxyToWorker>,
@@ -111,7 +119,8 @@ async fn drive(
     match receive(&mut inbound).await? {
         In::BalanceCompareResult(r) if r.ok => {
             if let Some(t) = &terms {
-                shared.wallet.observe(t, r.payment.as_ref())?;
+                let earned = shared.wallet.observe(t, r.payment.as_ref())?;
+                record_earned(shared, earned);
             }
         }
         In::BalanceCompareResult(r) => {
@@ -159,7 +168,8 @@ async fn drive(
             msg = inbound.message() => match msg {
                 Ok(Some(ProxyToWorker { msg: Some(In::PaymentStatus(status)) })) => {
                     if let Some(t) = &terms {
-                        shared.wallet.observe(t, Some(&status))?;
+                        let earned = shared.wallet.observe(t, Some(&status))?;
+                        record_earned(shared, earned);
                     }
                 }
                 Ok(Some(_)) => return Err("protocol violation: unexpected message after handshake".into()),

@@ -1,7 +1,15 @@
-//! The worker's plain-HTTP port: health and stats for its operator (no request content).
+//! The worker's plain-HTTP port: health, stats and metrics for its operator (no request
+//! content).
 
 use crate::Shared;
-use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use cocoon_net::metrics::{Encoder, Kind};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,6 +20,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
+        .route("/metrics", get(metrics))
         .with_state(shared);
     cocoon_net::serve_http(listener, app, shutdown, "worker stats").await;
 }
@@ -50,6 +59,8 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "cpu_cores": c.hardware.cpu_cores, "memory_mib": c.hardware.memory_mib,
         },
         "payments": shared.wallet.stats_json(),
+        "rates": shared.metrics.rates_json(),
+        "metrics": shared.metrics.totals_json(),
         "stats": {
             "requests": s.requests.load(Ordering::Relaxed),
             "succeeded": s.succeeded.load(Ordering::Relaxed),
@@ -59,4 +70,73 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "connected_proxies": s.connected_proxies.load(Ordering::Relaxed),
         },
     }))
+}
+
+/// Prometheus text: the request families every node has, then the worker's own.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut enc = Encoder::new();
+    shared.metrics.render(&mut enc);
+    let role = ("role", "worker");
+    let flag = |b: bool| u64::from(b);
+    enc.family(
+        "cocoon_connected_peers",
+        Kind::Gauge,
+        "Links with completed handshakes, by peer kind.",
+    )
+    .int(
+        &[role, ("peer", "proxy")],
+        shared.stats.connected_proxies.load(Ordering::Relaxed),
+    );
+    enc.family(
+        "cocoon_worker_enabled",
+        Kind::Gauge,
+        "1 while the worker offers itself to proxies.",
+    )
+    .int(&[role], flag(*shared.enabled.borrow()));
+    enc.family(
+        "cocoon_worker_engine_up",
+        Kind::Gauge,
+        "1 while the engine answers its health probe.",
+    )
+    .int(&[role], flag(shared.engine_ok.load(Ordering::Relaxed)));
+    enc.family(
+        "cocoon_worker_coefficient",
+        Kind::Gauge,
+        "Price coefficient (x1000).",
+    )
+    .int(&[role], u64::from(*shared.coefficient.borrow()));
+    enc.family(
+        "cocoon_worker_max_active_requests",
+        Kind::Gauge,
+        "Cap on concurrent requests.",
+    )
+    .int(&[role], u64::from(shared.config.max_active_requests));
+    let fee = shared.config.chain.registry().params.worker_fee_per_token;
+    let (voucher, paid) = shared.wallet.totals();
+    enc.family(
+        "cocoon_worker_voucher_nanoton",
+        Kind::Gauge,
+        "Highest payout vouchers held, over every proxy, times the worker fee (nanoTON).",
+    )
+    .int(&[role], voucher.saturating_mul(fee));
+    enc.family(
+        "cocoon_worker_paid_nanoton",
+        Kind::Gauge,
+        "Of that, paid out on chain as last read (nanoTON).",
+    )
+    .int(&[role], paid.saturating_mul(fee));
+    enc.family(
+        "cocoon_payment_events_total",
+        Kind::Counter,
+        "Payment events: payouts submitted, proxies refused for reports that went back.",
+    )
+    .int(
+        &[role, ("kind", "payout")],
+        shared.wallet.payouts.load(Ordering::Relaxed),
+    )
+    .int(
+        &[role, ("kind", "refusal")],
+        shared.wallet.refusals.load(Ordering::Relaxed),
+    );
+    cocoon_net::metrics::response(enc.finish())
 }

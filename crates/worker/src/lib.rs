@@ -16,6 +16,7 @@ pub use weights::{hash_file as hash_weights_file, WeightsError};
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Dialer, Role};
 use cocoon_engine::Engine;
+use cocoon_net::metrics::{ModelId, NodeMetrics, Role as MetricsRole};
 use cocoon_net::{dial, serve_over, LinkTiming, RegistryPolicy};
 use cocoon_proto::{worker_link_server::WorkerLinkServer, HardwareProfile, MAX_MESSAGE_BYTES};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -102,6 +103,10 @@ pub(crate) struct Shared {
     pub stats: WorkerStats,
     pub active: AtomicU32,
     pub wallet: Arc<payments::Wallet>,
+    /// Request metrics (`/metrics`, `rates` in `/jsonstats`).
+    pub metrics: Arc<NodeMetrics>,
+    /// This worker's model as a `model` label.
+    pub model_label: ModelId,
 }
 
 /// A started worker.
@@ -170,6 +175,8 @@ pub fn start(
         slots: Arc::new(Semaphore::new(config.max_active_requests.max(1) as usize)),
         stats: WorkerStats::default(),
         active: AtomicU32::new(0),
+        metrics: NodeMetrics::new(MetricsRole::Worker),
+        model_label: cocoon_net::metrics::intern(base_model_name(&config.model_id)),
         config,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -33,6 +33,9 @@ struct Memory {
     highest: Option<SignedVoucher>,
     seen: SeenCounters,
     paid_on_chain: u64,
+    /// Whether a status from this proxy was observed in this process: the first one (at
+    /// the handshake) is the baseline of `observe`'s earnings, not an earning.
+    baselined: bool,
 }
 
 #[derive(Default)]
@@ -82,18 +85,21 @@ impl Wallet {
             highest: None,
             seen: SeenCounters::default(),
             paid_on_chain: 0,
+            baselined: false,
         });
         m.terms = *terms;
         (m.highest, m.seen.0)
     }
 
-    /// Takes in a payment status from the proxy. Errors mean: refuse this proxy.
+    /// Takes in a payment status from the proxy. Errors mean: refuse this proxy. Returns
+    /// the tokens its payout voucher grew by since the previous status (0 for the first
+    /// status this process sees from the proxy: earned before, or by another process).
     pub fn observe(
         &self,
         terms: &ProxyTerms,
         status: Option<&PaymentStatus>,
-    ) -> Result<(), String> {
-        let Some(status) = status else { return Ok(()) };
+    ) -> Result<u64, String> {
+        let Some(status) = status else { return Ok(0) };
         let voucher =
             money::voucher_from_wire(status.voucher.as_ref()).map_err(|e| e.to_string())?;
         let counters =
@@ -107,8 +113,9 @@ impl Wallet {
         }
         let mut proxies = self.proxies();
         let Some(m) = proxies.get_mut(&terms.proxy) else {
-            return Ok(());
+            return Ok(0);
         };
+        let before = m.highest.map_or(0, |h| h.cumulative);
         let refused = |why: String| {
             self.refusals.fetch_add(1, Relaxed);
             Err(format!("proxy {} {why}; refusing it", terms.proxy))
@@ -129,7 +136,20 @@ impl Wallet {
             (Some(v), _) => m.highest = Some(v),
             (None, None) => {}
         }
-        Ok(())
+        let grown = m.highest.map_or(0, |h| h.cumulative).saturating_sub(before);
+        let earned = if m.baselined { grown } else { 0 };
+        m.baselined = true;
+        Ok(earned)
+    }
+
+    /// Σ over proxies of (highest payout voucher, tokens paid on chain), in adjusted tokens.
+    pub fn totals(&self) -> (u64, u64) {
+        self.proxies().values().fold((0, 0), |(v, p), m| {
+            (
+                v.saturating_add(m.highest.map_or(0, |h| h.cumulative)),
+                p.saturating_add(m.paid_on_chain),
+            )
+        })
     }
 
     pub fn used(&self) {

@@ -2,6 +2,7 @@
 
 use crate::{body, control, Shared};
 use cocoon_engine::UsageScanner;
+use cocoon_net::metrics;
 use cocoon_proto::{
     answer::Part, Answer, AnswerChunk, AnswerEnd, AnswerError, AnswerHead, ErrorCode,
     ProxyToWorker, Usage, WorkerRunRequest, WorkerToProxy, MAX_CHUNK_BYTES,
@@ -63,10 +64,12 @@ impl cocoon_proto::worker_link_server::WorkerLink for LinkService {
         let req = request.into_inner();
         let shared = self.shared.clone();
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let metered = shared.metrics.start(shared.model_label, req.stream);
         shared.wallet.used();
         if !*shared.enabled.borrow() {
             return Ok(single_error(
                 &shared,
+                metered,
                 ErrorCode::NoCapacity,
                 "worker is disabled",
             ));
@@ -74,6 +77,7 @@ impl cocoon_proto::worker_link_server::WorkerLink for LinkService {
         let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
             return Ok(single_error(
                 &shared,
+                metered,
                 ErrorCode::Overloaded,
                 "worker is at its active-request cap",
             ));
@@ -86,11 +90,11 @@ impl cocoon_proto::worker_link_server::WorkerLink for LinkService {
             req.stream,
         ) {
             Ok(b) => b,
-            Err(msg) => return Ok(single_error(&shared, ErrorCode::BadRequest, &msg)),
+            Err(msg) => return Ok(single_error(&shared, metered, ErrorCode::BadRequest, &msg)),
         };
         let deadline = Instant::now() + Duration::from_millis(u64::from(req.timeout_ms.max(1)));
         Ok(Response::new(Box::pin(relay(
-            shared, req, body, deadline, permit,
+            shared, req, body, deadline, permit, metered,
         ))))
     }
 }
@@ -106,8 +110,14 @@ fn error_answer(code: ErrorCode, message: &str, stream_started: bool) -> Answer 
     }
 }
 
-fn single_error(shared: &Shared, code: ErrorCode, message: &str) -> Response<BoxStream<Answer>> {
+fn single_error(
+    shared: &Shared,
+    metered: metrics::Request,
+    code: ErrorCode,
+    message: &str,
+) -> Response<BoxStream<Answer>> {
     shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+    metered.fail(code as i32);
     let answer = error_answer(code, message, false);
     Response::new(Box::pin(futures::stream::once(async move { Ok(answer) })))
 }
@@ -121,20 +131,24 @@ fn relay(
     body: Vec<u8>,
     deadline: Instant,
     permit: tokio::sync::OwnedSemaphorePermit,
+    metered: metrics::Request,
 ) -> impl Stream<Item = Result<Answer, Status>> + Send + 'static {
     async_stream::stream! {
         let _permit = permit;
+        let mut metered = metered;
         shared.active.fetch_add(1, Ordering::Relaxed);
         let _active = scopeguard(shared.clone());
         let called = tokio::time::timeout_at(deadline, shared.engine.call(&req.path, body.into())).await;
         let response = match called {
             Err(_) => {
                 shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                metered.fail(ErrorCode::Deadline as i32);
                 yield Ok(error_answer(ErrorCode::Deadline, "deadline passed before the engine answered", false));
                 return;
             }
             Ok(Err(e)) => {
                 shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                metered.fail(ErrorCode::Upstream as i32);
                 yield Ok(error_answer(ErrorCode::Upstream, &format!("engine call failed: {e}"), false));
                 return;
             }
@@ -144,6 +158,7 @@ fn relay(
             // A server-side engine failure is this worker's problem, not the request's:
             // report it as an error before any byte so the proxy retries elsewhere.
             shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+            metered.fail(ErrorCode::Upstream as i32);
             let message = format!("engine answered HTTP {}", response.status);
             yield Ok(error_answer(ErrorCode::Upstream, &message, false));
             return;
@@ -159,16 +174,19 @@ fn relay(
             match next {
                 Err(_) => {
                     shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    metered.fail(ErrorCode::Deadline as i32);
                     yield Ok(error_answer(ErrorCode::Deadline, "deadline passed while the engine was answering", true));
                     return;
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     shared.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    metered.fail(ErrorCode::Upstream as i32);
                     yield Ok(error_answer(ErrorCode::Upstream, &format!("engine stream failed: {e}"), true));
                     return;
                 }
                 Ok(Some(Ok(mut data))) => {
+                    metered.first_token();
                     scanner.feed(&data);
                     while data.len() > MAX_CHUNK_BYTES {
                         let head = data.split_to(MAX_CHUNK_BYTES);
@@ -188,13 +206,15 @@ fn relay(
         shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
         shared.stats.prompt_tokens.fetch_add(usage.prompt_tokens, Ordering::Relaxed);
         shared.stats.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        let usage = Usage {
+            prompt_tokens: usage.prompt_tokens,
+            cached_tokens: usage.cached_tokens,
+            completion_tokens: usage.completion_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+        };
+        metered.succeed(Some(&usage));
         yield Ok(Answer { part: Some(Part::End(AnswerEnd {
-            usage: Some(Usage {
-                prompt_tokens: usage.prompt_tokens,
-                cached_tokens: usage.cached_tokens,
-                completion_tokens: usage.completion_tokens,
-                reasoning_tokens: usage.reasoning_tokens,
-            }),
+            usage: Some(usage),
             cost: None,
             coefficient: req.coefficient,
             usage_from_engine: found.is_some(),

@@ -73,19 +73,27 @@ impl Payments {
         let store = Store::open(&config.state_dir.join("proxy.db"))?;
         let (head, rows) = store.load(&public)?;
         check_head(&head, proxy.anchor_seqno, &proxy.anchor_hash)?;
+        let mut anchor_seqno = proxy.anchor_seqno;
+        if head.seqno > anchor_seqno {
+            let anchor = cocoon_ledger::SignedAnchor::sign(&key, contract, head.seqno, head.hash);
+            chain
+                .submit(Op::ProxyAnchor { anchor })
+                .map_err(chain_err("anchoring the DB head at start"))?;
+            anchor_seqno = head.seqno;
+        }
 
         let mut books = Books {
             price_per_token: price,
             clients: HashMap::new(),
             workers: HashMap::new(),
             head,
-            anchored: proxy.anchor_seqno,
+            anchored: anchor_seqno,
         };
         let now = Instant::now();
         for row in &rows {
             // A row written by an anchored batch is chain-committed; a later one counts
             // as committed only up to what the chain already settled.
-            let anchored = row.seqno <= proxy.anchor_seqno;
+            let anchored = row.seqno <= anchor_seqno;
             match row.kind {
                 PeerKind::Client => {
                     let onchain = client_onchain(&world, &row.contract);
