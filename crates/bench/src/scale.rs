@@ -207,6 +207,7 @@ async fn cell(
     }
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            api_keys: Vec::new(),
             payments: None,
             name: "bench-client".into(),
             owner_address: "bench-client-owner".into(),

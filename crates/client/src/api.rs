@@ -1,6 +1,7 @@
 //! The app-facing OpenAI-compatible HTTP API, plus `/healthz`, `/jsonstats` and `/metrics`.
 
 use crate::errors::ApiError;
+use crate::keys::KeyState;
 use crate::request::{parse, ParsedRequest};
 use crate::usage_cost::{inject_json, SseCostRelay};
 use crate::Shared;
@@ -97,6 +98,7 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "self_charges": payments.iter().map(|p| p.self_charges).sum::<u64>(),
         },
         "payments": payments,
+        "api_keys": shared.keys.stats(),
         "rates": shared.metrics.rates_json(),
         "metrics": shared.metrics.totals_json(),
     }))
@@ -136,7 +138,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     cocoon_net::metrics::response(enc.finish())
 }
 
-async fn models(State(shared): State<Arc<Shared>>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn models(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    shared.keys.admit(&headers, std::time::Instant::now())?;
     let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
     let reply = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -183,18 +189,43 @@ async fn completions(State(shared): State<Arc<Shared>>, request: Request) -> Res
     inference(shared, "/v1/completions", request).await
 }
 
+/// The app's `X-Request-Id` when it is a sane token (≤ 128 visible ASCII bytes), else a
+/// fresh one; echoed on every answer so apps and operators can correlate.
+fn request_id(headers: &axum::http::HeaderMap) -> HeaderValue {
+    headers
+        .get("x-request-id")
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&hex::encode(rand::random::<[u8; 16]>()))
+                .unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
 async fn inference(shared: Arc<Shared>, path: &'static str, request: Request) -> Response {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let id = request_id(request.headers());
     // Finished by `run` on success (or handed to the stream); here on failure.
     let mut metered = Some(shared.metrics.start(ModelId::OTHER, false));
-    let result = run(&shared, path, request, &mut metered).await;
+    let result = match shared
+        .keys
+        .admit(request.headers(), std::time::Instant::now())
+    {
+        Ok(key) => run(&shared, path, request, &mut metered, key).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &result {
         shared.stats.failed.fetch_add(1, Ordering::Relaxed);
         if let Some(m) = metered.take() {
             m.fail(e.error_code as i32);
         }
     }
-    result.unwrap_or_else(IntoResponse::into_response)
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.headers_mut().insert("x-request-id", id);
+    response
 }
 
 async fn run(
@@ -202,6 +233,7 @@ async fn run(
     path: &'static str,
     request: Request,
     metered: &mut Option<metrics::Request>,
+    key: Option<Arc<KeyState>>,
 ) -> Result<Response, ApiError> {
     let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
@@ -269,6 +301,7 @@ async fn run(
             deadline,
             metered.take(),
             served_model,
+            key,
         ));
         return Ok(Response::builder()
             .status(status)
@@ -294,6 +327,9 @@ async fn run(
                     collected = with_cost;
                 }
                 shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                if let Some(k) = &key {
+                    k.spend(end.cost.map_or(0, |c| c.total_cost));
+                }
                 if let Some(mut m) = metered.take() {
                     // A worker served it: the name is one the network has.
                     m.set_model(metrics::intern(&served_model));
@@ -359,6 +395,7 @@ fn relay_stream(
     deadline: Instant,
     mut metered: Option<metrics::Request>,
     model: String,
+    key: Option<Arc<KeyState>>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     async_stream::stream! {
         let mut relay = SseCostRelay::new();
@@ -379,6 +416,9 @@ fn relay_stream(
                         yield Ok(rest);
                     }
                     shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                    if let Some(k) = &key {
+                        k.spend(end.cost.map_or(0, |c| c.total_cost));
+                    }
                     if let Some(mut m) = metered.take() {
                         m.set_model(metrics::intern(&model));
                         m.succeed(end.usage.as_ref());

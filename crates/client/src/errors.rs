@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     /// The network error code this corresponds to (for metrics: outcome and `code` label).
     pub error_code: ErrorCode,
+    /// Seconds for `Retry-After` (503s default to 1).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code: "invalid_request",
             message: message.into(),
             error_code: ErrorCode::BadRequest,
+            retry_after: None,
         }
     }
 
@@ -33,7 +36,26 @@ impl ApiError {
             code: "no_proxy",
             message: "no proxy is connected yet; retry shortly".into(),
             error_code: ErrorCode::NoCapacity,
+            retry_after: None,
         }
+    }
+
+    /// 429 with `Retry-After: retry_after_secs`.
+    pub fn rate_limited(message: String, retry_after_secs: u64) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            kind: "rate_limit_error",
+            code: "rate_limit_exceeded",
+            message,
+            error_code: ErrorCode::Overloaded,
+            retry_after: None,
+        }
+        .with_retry_after(retry_after_secs)
+    }
+
+    fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -43,6 +65,7 @@ impl ApiError {
             code: "not_found",
             message: message.into(),
             error_code: ErrorCode::BadRequest,
+            retry_after: None,
         }
     }
 
@@ -97,6 +120,7 @@ impl ApiError {
             code,
             message: cocoon_proto::bounded_text(&message).to_string(),
             error_code,
+            retry_after: None,
         }
     }
 
@@ -107,12 +131,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let retry = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let retry = match (self.retry_after, self.status) {
+            (Some(s), _) => Some(s),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(1),
+            _ => None,
+        };
         let mut response = (self.status, axum::Json(self.body())).into_response();
-        if retry {
+        if let Some(secs) = retry {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

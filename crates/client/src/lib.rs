@@ -3,11 +3,13 @@
 
 mod api;
 mod errors;
+mod keys;
 mod links;
 pub mod payments;
 mod request;
 pub mod usage_cost;
 
+pub use keys::ApiKey;
 pub use payments::{ClientPayments, ProxyPaymentView};
 pub use request::RequestDefaults;
 
@@ -40,6 +42,9 @@ pub struct ClientConfig {
     /// `[client.payments]`: required by proxies that charge (their auth challenge is not
     /// open); `None` connects to free proxies only. The owner is `owner_address`.
     pub payments: Option<ClientPayments>,
+    /// Bearer keys the API demands (each with optional spend cap and rate limit); empty =
+    /// the API is open to whoever can reach `http_listen`.
+    pub api_keys: Vec<ApiKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,7 @@ pub(crate) struct Shared {
     pub books: Arc<payments::Books>,
     /// Request metrics (`/metrics`, `rates` in `/jsonstats`).
     pub metrics: Arc<NodeMetrics>,
+    pub keys: keys::KeyRing,
 }
 
 impl Shared {
@@ -141,6 +147,7 @@ pub async fn start(
         stats: Default::default(),
         books: Default::default(),
         metrics: NodeMetrics::new(MetricsRole::Client),
+        keys: keys::KeyRing::new(&config.api_keys),
     });
     let mut tasks = tokio::task::JoinSet::new();
     // Certificates live one day; renew them in place so links never drop.

@@ -240,6 +240,9 @@ pub struct WorkerFile {
 pub struct ClientFile {
     /// `[payments]`: pay the proxies that charge (deploy a client contract, top it up).
     pub payments: Option<ClientPaymentsFile>,
+    /// `[[api_keys]]`: bearer keys the API demands; none = open API.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyFile>,
     pub name: String,
     pub owner_address: String,
     pub registry: Option<PathBuf>,
@@ -257,6 +260,42 @@ pub struct ClientFile {
     pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
+}
+
+/// One `[[api_keys]]` entry of a client.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyFile {
+    pub name: String,
+    /// The secret apps send as `Authorization: Bearer <key>`.
+    pub key: String,
+    /// Most nanoTON this key may spend.
+    pub spend_cap: Option<u64>,
+    pub requests_per_minute: Option<u32>,
+}
+
+fn api_keys(files: &[ApiKeyFile]) -> Result<Vec<cocoon_client::ApiKey>> {
+    let mut seen = std::collections::HashSet::new();
+    files
+        .iter()
+        .map(|k| {
+            if k.key.len() < 16 || !k.key.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!(
+                    "api key {:?}: the key must be at least 16 printable characters",
+                    k.name
+                );
+            }
+            if !seen.insert(k.key.as_str()) {
+                bail!("api key {:?}: the same key is listed twice", k.name);
+            }
+            Ok(cocoon_client::ApiKey {
+                name: k.name.clone(),
+                secret: k.key.clone(),
+                spend_cap: k.spend_cap,
+                requests_per_minute: k.requests_per_minute,
+            })
+        })
+        .collect()
 }
 
 /// A client's `[payments]` table.
@@ -385,5 +424,6 @@ pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
         timing: f.link.timing()?,
         defaults: cocoon_client::RequestDefaults::default(),
         payments: f.payments.as_ref().map(|p| p.payments()).transpose()?,
+        api_keys: api_keys(&f.api_keys)?,
     })
 }

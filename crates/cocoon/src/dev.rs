@@ -146,6 +146,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
             p
         }),
         routing: Default::default(),
+        api_keys: Vec::new(),
     };
     let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
     let chain_listener = tokio::net::TcpListener::bind(local(args.chain_port))

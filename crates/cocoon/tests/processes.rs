@@ -163,6 +163,7 @@ async fn cluster(link: &str) -> Cluster {
     let chain = LocalChain::open(&registry_path).unwrap();
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            api_keys: Vec::new(),
             payments: None,
             name: "client".into(),
             owner_address: "c".into(),

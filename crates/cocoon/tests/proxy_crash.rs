@@ -284,6 +284,7 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
     payments.poll = Duration::from_millis(100);
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            api_keys: Vec::new(),
             payments: Some(payments),
             name: "client".into(),
             owner_address: CLIENT_OWNER.into(),

@@ -198,3 +198,72 @@ async fn two_workers_share_load() {
         "both workers got a share: {served:?}"
     );
 }
+
+#[tokio::test]
+async fn api_keys_gate_the_api_with_rate_limits_and_spend_caps() {
+    let mut config = cocoon_devnet::DevnetConfig::for_tests(1, engine());
+    config.api_keys = vec![
+        cocoon_client::ApiKey {
+            name: "limited".into(),
+            secret: "sk-limited-0123456789".into(),
+            spend_cap: None,
+            requests_per_minute: Some(2),
+        },
+        cocoon_client::ApiKey {
+            name: "capped".into(),
+            secret: "sk-capped-0123456789".into(),
+            spend_cap: Some(1),
+            requests_per_minute: None,
+        },
+    ];
+    let net = start(config).await;
+    let call = |key: Option<&'static str>| {
+        let mut req = net
+            .http
+            .post(net.url("/v1/chat/completions"))
+            .header("X-Request-Id", "trace-42")
+            .json(&net.chat_body(false));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req.send()
+    };
+    // No key, a wrong key: 401 with an OpenAI error body, request id echoed.
+    let res = call(None).await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-request-id"], "trace-42");
+    assert_openai_error(&res.json().await.unwrap(), "invalid_api_key");
+    assert_eq!(
+        call(Some("sk-wrong-0123456789")).await.unwrap().status(),
+        401
+    );
+    // Models need a key too.
+    let res = net.http.get(net.url("/v1/models")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Two requests a minute, then 429 with Retry-After.
+    for _ in 0..2 {
+        let res = call(Some("sk-limited-0123456789")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap();
+    }
+    let res = call(Some("sk-limited-0123456789")).await.unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_openai_error(&res.json().await.unwrap(), "rate_limit_exceeded");
+
+    // The capped key pays for one request, then is over its cap: 402 naming it.
+    let res = call(Some("sk-capped-0123456789")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.bytes().await.unwrap();
+    let res = call(Some("sk-capped-0123456789")).await.unwrap();
+    assert_eq!(res.status(), 402);
+    let body: Value = res.json().await.unwrap();
+    let msg = assert_openai_error(&body, "spend_cap_reached");
+    assert!(msg.contains("capped") && msg.contains("spend cap"), "{msg}");
+}

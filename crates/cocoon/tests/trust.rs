@@ -188,6 +188,7 @@ async fn proxy_with_unlisted_image_is_refused_by_clients_and_workers() {
     // A fresh client does not get a link (its verifier reads the registry per handshake) …
     let client = cocoon_client::start(
         cocoon_client::ClientConfig {
+            api_keys: Vec::new(),
             payments: Some(cocoon_client::ClientPayments::with_deposit(
                 cocoon_devnet::TON,
             )),

@@ -50,6 +50,8 @@ pub struct DevnetConfig {
     pub payments: Option<DevnetPayments>,
     /// The proxy's worker breaker settings.
     pub routing: cocoon_proxy::RoutingConfig,
+    /// Bearer keys the client API demands; empty = open.
+    pub api_keys: Vec<cocoon_client::ApiKey>,
 }
 
 /// Money settings of a devnet: every wallet is funded on the local chain so requests are
@@ -122,6 +124,7 @@ impl DevnetConfig {
                 reputation_half_life: Duration::from_millis(500),
                 ..Default::default()
             },
+            api_keys: Vec::new(),
         }
     }
 
@@ -310,6 +313,7 @@ pub async fn start(
     }
     let client = cocoon_client::start(
         ClientConfig {
+            api_keys: config.api_keys.clone(),
             name: "client-0".into(),
             owner_address: CLIENT_OWNER.into(),
             http_listen: config.client_listen,

@@ -220,6 +220,12 @@ impl Perf {
         }
     }
 
+    /// Whether the breaker wants a probe now (cooled down, none in flight): such a worker
+    /// gets the next request, or it could never prove it healed.
+    pub fn wants_probe(&self, now: Instant) -> bool {
+        self.breaker != Breaker::Closed && self.available(now)
+    }
+
     /// Time until the breaker lets a probe through (0 when it does now).
     pub fn cooldown_left(&self, now: Instant) -> Duration {
         match (self.breaker, self.cooldown_until) {

@@ -232,7 +232,10 @@ impl WorkerTable {
             .collect();
         let mut rng = rand::thread_rng();
         let explored = ready.len() > 1 && rng.gen_bool(routing::EXPLORE);
-        let order: Vec<usize> = if explored {
+        let probe = (0..ready.len()).find(|&i| ready[i].1.perf().wants_probe(now));
+        let order: Vec<usize> = if let Some(i) = probe {
+            vec![i]
+        } else if explored {
             vec![rng.gen_range(0..ready.len())]
         } else {
             // Random among the ties, so idle traffic spreads instead of pinning one worker.
