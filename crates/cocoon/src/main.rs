@@ -4,6 +4,7 @@ mod attest_cmd;
 mod chain_cmd;
 mod config;
 mod dev;
+mod estimate;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -34,8 +35,9 @@ enum Command {
     Proxy(ConfigArg),
     /// Run a worker from a TOML config file.
     Worker(ConfigArg),
-    /// Run a client (the OpenAI-compatible API for apps) from a TOML config file.
-    Client(ConfigArg),
+    /// Run a client (the OpenAI-compatible API for apps) from a TOML config file, or
+    /// `cocoon client estimate …` what a workload costs.
+    Client(ClientArgs),
     /// Benchmark relay overhead and scale on one proxy; prints a table, JSON or Markdown.
     Bench(Box<cocoon_bench::BenchArgs>),
     /// Produce and verify attestation evidence (quotes) by hand.
@@ -60,6 +62,23 @@ enum Command {
         #[command(subcommand)]
         action: RegistryAction,
     },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ClientArgs {
+    /// Path to the client's TOML config (see README for the keys).
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<ClientCmd>,
+}
+
+#[derive(Subcommand)]
+enum ClientCmd {
+    /// Expected daily cost of a workload at current prices and worker coefficients, and
+    /// the stake the client needs.
+    Estimate(estimate::EstimateArgs),
 }
 
 #[derive(clap::Args)]
@@ -140,7 +159,17 @@ async fn main() -> Result<()> {
         } => dev::run_test_engine(args, shutdown).await,
         Command::Proxy(c) => Ok(cocoon_proxy::run(config::proxy(&c.config)?, shutdown).await?),
         Command::Worker(c) => Ok(cocoon_worker::run(config::worker(&c.config)?, shutdown).await?),
-        Command::Client(c) => Ok(cocoon_client::run(config::client(&c.config)?, shutdown).await?),
+        Command::Client(ClientArgs {
+            cmd: Some(ClientCmd::Estimate(args)),
+            ..
+        }) => {
+            print!("{}", estimate::run(&args).await?);
+            Ok(())
+        }
+        Command::Client(ClientArgs {
+            config: Some(path), ..
+        }) => Ok(cocoon_client::run(config::client(&path)?, shutdown).await?),
+        Command::Client(_) => anyhow::bail!("give --config FILE (or a subcommand: estimate)"),
         Command::Bench(args) => cocoon_bench::run(*args, shutdown).await,
         Command::Attest { cmd } => attest_cmd::run(cmd),
         Command::Chain { cmd } => chain_cmd::run(cmd, shutdown).await,

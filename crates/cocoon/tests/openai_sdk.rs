@@ -62,4 +62,36 @@ async fn official_openai_python_sdk_works_against_the_client_api() {
         output.status
     );
     println!("{stdout}");
+
+    // The example integration (README) runs unmodified against the same network.
+    let example = root.join("examples/summarize_chat.py");
+    for stream in [false, true] {
+        let mut command = tokio::process::Command::new(&python);
+        command
+            .arg(&example)
+            .arg(root.join("examples/transcript.txt"))
+            .args([
+                "--base-url",
+                &net.devnet.api_url,
+                "--model",
+                &net.devnet.model,
+            ])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .kill_on_drop(true);
+        if stream {
+            command.arg("--stream");
+        }
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            command.env_remove(var).env_remove(var.to_lowercase());
+        }
+        let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
+            .await
+            .expect("example finishes")
+            .expect("example runs");
+        let out = String::from_utf8_lossy(&output.stdout);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "example failed:\n{out}\n{err}");
+        assert!(!out.trim().is_empty(), "empty summary");
+        assert!(err.contains("nanoTON"), "no cost reported: {err}");
+    }
 }
