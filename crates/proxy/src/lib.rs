@@ -194,7 +194,8 @@ pub async fn start(
             None
         }
     };
-    let workers = workers::WorkerTable::new(config.routing.clone());
+    let restarted = payments.as_ref().is_some_and(|p| p.restarted);
+    let workers = workers::WorkerTable::new(config.routing.clone(), restarted);
     let shared = Arc::new(Shared {
         config,
         identity,

@@ -62,13 +62,18 @@ pub(crate) struct Decision {
     pub explored: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct WorkerTable {
     entries: RwLock<HashMap<u64, Arc<WorkerEntry>>>,
     seen_models: Mutex<HashMap<String, Instant>>,
     pub routing: RoutingConfig,
     decisions: Mutex<VecDeque<Decision>>,
+    /// Until when, after a restart, workers are still reconnecting: an unseen model is then
+    /// "busy" (retryable 503), not "unknown" (404). None for a fresh proxy.
+    reconnect_until: Option<Instant>,
 }
+
+/// How long after start an unseen model counts as reconnecting rather than unknown.
+const RECONNECT_GRACE: Duration = Duration::from_secs(30);
 
 /// Why no worker could be chosen, as the app will see it.
 pub(crate) struct NoWorker {
@@ -77,10 +82,14 @@ pub(crate) struct NoWorker {
 }
 
 impl WorkerTable {
-    pub fn new(routing: RoutingConfig) -> Self {
+    /// `restarted`: this proxy had served before (its DB says so), so its workers will be back.
+    pub fn new(routing: RoutingConfig, restarted: bool) -> Self {
         WorkerTable {
+            entries: Default::default(),
+            seen_models: Default::default(),
             routing,
-            ..Default::default()
+            decisions: Default::default(),
+            reconnect_until: restarted.then(|| Instant::now() + RECONNECT_GRACE),
         }
     }
 
@@ -137,6 +146,15 @@ impl WorkerTable {
                 .unwrap_or_else(|p| p.into_inner())
                 .get(model)
                 .is_some_and(|t| t.elapsed() < MODEL_MEMORY);
+            if !recently && self.reconnect_until.is_some_and(|t| Instant::now() < t) {
+                return Err(NoWorker {
+                    code: ErrorCode::NoCapacity,
+                    message: format!(
+                        "no worker for model {model:?} yet: this proxy just started and \
+                         workers are reconnecting"
+                    ),
+                });
+            }
             return Err(if recently {
                 NoWorker {
                     code: ErrorCode::NoCapacity,

@@ -96,6 +96,8 @@ pub(crate) struct Payments {
     store: Mutex<store::Store>,
     pub stats: MoneyStats,
     last_alarm: Mutex<Option<String>>,
+    /// The DB held batches at start: this proxy served before and its peers will reconnect.
+    pub restarted: bool,
 }
 
 impl Payments {

@@ -174,6 +174,7 @@ impl Payments {
             store: Mutex::new(store),
             stats: MoneyStats::default(),
             last_alarm: Mutex::new(None),
+            restarted: head.seqno > 0,
         });
         {
             let mut books = payments.books();
