@@ -191,6 +191,7 @@ async fn cell(
                 proxies: vec![format!("127.0.0.1:{}", ports.worker)],
                 weights: None,
                 http_listen: None,
+                admin_token: None,
                 evidence: EvidenceKind::Sim,
                 measurements: Measurements::for_label(cocoon_devnet::WORKER_IMAGE_LABEL),
                 tdx_verifier: None,

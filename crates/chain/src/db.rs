@@ -219,6 +219,7 @@ impl Chain for DbChain {
     }
 
     fn advance(&self, secs: u64) -> Result<Tip, ChainError> {
+        crate::check_advance(secs)?;
         let inner = self.lock();
         let before = self.clock.offset();
         let after = self.clock.advance(secs);

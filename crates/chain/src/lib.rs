@@ -138,3 +138,16 @@ pub trait Chain: Send + Sync + std::fmt::Debug + 'static {
     /// tip. Time never goes back.
     fn advance(&self, secs: u64) -> Result<Tip, ChainError>;
 }
+
+/// Longest single `advance`: a century keeps chain time far inside what SQLite's signed
+/// integers and every deadline computation can hold.
+pub const MAX_ADVANCE_SECS: u64 = 100 * 365 * 24 * 3600;
+
+pub(crate) fn check_advance(secs: u64) -> Result<(), ChainError> {
+    if secs > MAX_ADVANCE_SECS {
+        return Err(ChainError::BadRequest(format!(
+            "advance of {secs} s refused: at most {MAX_ADVANCE_SECS} s (100 years) at a time"
+        )));
+    }
+    Ok(())
+}

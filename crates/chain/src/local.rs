@@ -151,6 +151,7 @@ impl Chain for LocalChain {
     }
 
     fn advance(&self, secs: u64) -> Result<Tip, ChainError> {
+        crate::check_advance(secs)?;
         self.clock.advance(secs);
         self.tip()
     }

@@ -156,7 +156,8 @@ impl Chain for RemoteChain {
             let path = format!("/history?from={from}&limit={want}");
             let page: Vec<TxRecord> = self.call(get(&self.client, &self.base, &path))?;
             let Some(last) = page.last() else { break };
-            from = last.seq + 1;
+            // The server chose the seq: never overflow on it (pages end at `limit` anyway).
+            from = last.seq.saturating_add(1);
             let short = page.len() < want;
             out.extend(page);
             if short {

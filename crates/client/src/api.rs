@@ -2,6 +2,10 @@
 
 use crate::errors::ApiError;
 use crate::keys::KeyState;
+use crate::links::ProxyLink;
+
+/// Proxies one request may be tried on when they are down before accepting it.
+const MAX_PROXY_TRIES: usize = 3;
 use crate::request::{parse, ParsedRequest};
 use crate::usage_cost::{inject_json, SseCostRelay};
 use crate::Shared;
@@ -143,7 +147,7 @@ async fn models(
     headers: axum::http::HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     shared.keys.admit(&headers, std::time::Instant::now())?;
-    let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
+    let link = shared.links.pick(&[]).ok_or_else(ApiError::no_proxy)?;
     let reply = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         link.client.clone().models(ModelsRequest {}),
@@ -249,7 +253,6 @@ async fn run(
         m.set_stream(parsed.stream);
     }
     let deadline = Instant::now() + parsed.timeout;
-    let link = shared.links.pick().ok_or_else(ApiError::no_proxy)?;
     let ParsedRequest {
         model,
         stream,
@@ -259,7 +262,7 @@ async fn run(
         body,
     } = parsed;
     let served_model = model.clone();
-    let mut call = tonic::Request::new(ClientRunRequest {
+    let request = ClientRunRequest {
         request_id: rand::random::<[u8; 16]>().to_vec().into(),
         path: path.to_string(),
         model,
@@ -268,18 +271,50 @@ async fn run(
         max_coefficient,
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         stream,
-    });
-    call.set_timeout(timeout);
-    let mut answers = tokio::time::timeout_at(deadline, link.client.clone().run(call))
-        .await
-        .map_err(|_| deadline_error())?
-        .map_err(|s| {
-            ApiError::from_network(
-                cocoon_proto::ErrorCode::Upstream as i32,
-                format!("proxy link failed: {}", s.message()),
-            )
-        })?
-        .into_inner();
+    };
+    // Proxy failover (issue 6): a proxy that is down before it accepted the request (the
+    // call never got an answer stream) costs nothing to retry on another one.
+    let mut tried: Vec<Arc<ProxyLink>> = Vec::new();
+    let mut answers = loop {
+        let Some(link) = shared.links.pick(&tried) else {
+            return Err(match tried.is_empty() {
+                true => ApiError::no_proxy(),
+                false => ApiError::from_network(
+                    cocoon_proto::ErrorCode::Upstream as i32,
+                    format!("every proxy link failed ({} tried)", tried.len()),
+                ),
+            });
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let mut call = tonic::Request::new(request.clone());
+        call.set_timeout(remaining);
+        let started = Instant::now();
+        match tokio::time::timeout_at(deadline, link.client.clone().run(call)).await {
+            Err(_) => return Err(deadline_error()),
+            Ok(Ok(r)) => {
+                link.observe_latency(started.elapsed());
+                link.failures.store(0, Ordering::Relaxed);
+                break r.into_inner();
+            }
+            // Unavailable: no connection; Cancelled: the connection went away under the call.
+            // Either way no answer stream began, so nothing was billed for this attempt.
+            Ok(Err(s))
+                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Cancelled)
+                    && tried.len() < MAX_PROXY_TRIES =>
+            {
+                link.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(proxy = %link.endpoint, "proxy link down; trying another proxy");
+                tried.push(link);
+            }
+            Ok(Err(s)) => {
+                link.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::from_network(
+                    cocoon_proto::ErrorCode::Upstream as i32,
+                    format!("proxy link failed: {}", s.message()),
+                ));
+            }
+        }
+    };
     let head = match next(&mut answers, deadline).await? {
         Part::Head(h) => h,
         Part::Error(e) => return Err(ApiError::from_network(e.code, e.message)),

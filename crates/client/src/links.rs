@@ -10,7 +10,7 @@ use cocoon_proto::{
     client_link_client::ClientLinkClient, AuthRequest, ClientHello, MAX_MESSAGE_BYTES,
 };
 use rand::Rng;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,33 @@ pub(crate) struct ProxyLink {
     pub client: ClientLinkClient<Channel>,
     /// Set when the proxy requires payment.
     pub paid: Option<PaidProxy>,
+    /// Decaying average of the time the proxy took to start answering, in µs (0 = none yet).
+    pub latency_us: AtomicU64,
+    /// Requests that failed on this link before the proxy accepted them (link down).
+    pub failures: AtomicU64,
+}
+
+impl ProxyLink {
+    /// Records how long the proxy took to start answering.
+    pub fn observe_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 5 + sample / 5
+        };
+        self.latency_us.store(new, Ordering::Relaxed);
+    }
+
+    /// Lower is better: latency, doubled per recent failure.
+    fn score(&self) -> u64 {
+        let failures = self.failures.load(Ordering::Relaxed).min(16);
+        self.latency_us
+            .load(Ordering::Relaxed)
+            .max(1)
+            .saturating_mul(1 << failures)
+    }
 }
 
 #[derive(Default)]
@@ -30,13 +57,20 @@ pub(crate) struct Links {
 }
 
 impl Links {
-    /// A ready link, chosen at random so load spreads over proxies.
-    pub fn pick(&self) -> Option<Arc<ProxyLink>> {
+    /// A ready link not in `tried`, by health and latency: among links whose score is within
+    /// 50% of the best, one at random, so load spreads over similar proxies.
+    pub fn pick(&self, tried: &[Arc<ProxyLink>]) -> Option<Arc<ProxyLink>> {
         let ready = self.ready.read().unwrap_or_else(|p| p.into_inner());
-        if ready.is_empty() {
-            return None;
-        }
-        Some(ready[rand::thread_rng().gen_range(0..ready.len())].clone())
+        let candidates: Vec<_> = ready
+            .iter()
+            .filter(|l| !tried.iter().any(|t| Arc::ptr_eq(t, l)))
+            .collect();
+        let best = candidates.iter().map(|l| l.score()).min()?;
+        let close: Vec<_> = candidates
+            .into_iter()
+            .filter(|l| l.score() <= best.saturating_add(best / 2))
+            .collect();
+        Some(close[rand::thread_rng().gen_range(0..close.len())].clone())
     }
 
     pub fn count(&self) -> usize {
@@ -200,6 +234,8 @@ async fn connect(
             endpoint: endpoint.to_string(),
             client,
             paid,
+            latency_us: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         },
         closed,
     ))

@@ -218,9 +218,12 @@ pub struct WorkerFile {
     pub proxies: Vec<String>,
     /// Weights file to verify against the hash in `model_id` before serving.
     pub weights: Option<PathBuf>,
-    /// Health and stats (`/healthz`, `/jsonstats`).
+    /// Health and stats (`/healthz`, `/jsonstats`), and the operator endpoints (`/admin/…`).
     #[serde(default = "ports::worker_http")]
     pub http_listen: SocketAddr,
+    /// Bearer token of the operator endpoints (`cocoon worker enable|disable|…`); unset =
+    /// they are off.
+    pub admin_token: Option<String>,
     #[serde(default = "default_evidence")]
     pub evidence: EvidenceKind,
     #[serde(default = "labels::worker")]
@@ -386,6 +389,11 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
     if f.max_active_requests == 0 {
         bail!("max_active_requests must be at least 1");
     }
+    if let Some(t) = &f.admin_token {
+        if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("admin_token must be at least 16 printable characters (no spaces)");
+        }
+    }
     let engine = cocoon_engine::HttpEngine::new(&f.engine_url, None)
         .with_context(|| format!("bad engine_url {:?}", f.engine_url))?;
     Ok(cocoon_worker::WorkerConfig {
@@ -397,6 +405,7 @@ pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
         max_active_requests: f.max_active_requests,
         proxies: f.proxies,
         http_listen: Some(f.http_listen),
+        admin_token: f.admin_token,
         weights: f.weights.as_deref().map(|w| resolve(path, w)),
         evidence: f.evidence,
         measurements: Measurements::for_label(&f.image_label),

@@ -39,6 +39,10 @@ pub struct DevArgs {
     /// Client deposit (and each automatic top-up) in nanoTON.
     #[arg(long, default_value_t = 10 * cocoon_devnet::TON)]
     client_deposit: u64,
+    /// Admin token of the workers' operator endpoints (`cocoon worker enable|disable|…`);
+    /// unset = those endpoints are off.
+    #[arg(long, env = "COCOON_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     #[command(flatten)]
     test_engine: TestEngineShape,
 }
@@ -147,6 +151,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         }),
         routing: Default::default(),
         api_keys: Vec::new(),
+        worker_admin_token: args.admin_token.clone(),
     };
     let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
     let chain_listener = tokio::net::TcpListener::bind(local(args.chain_port))
@@ -173,6 +178,11 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
     println!("OpenAI API base URL: {}", devnet.api_url);
     if let Some(http) = devnet.proxy.http_addr {
         println!("Proxy stats: http://{http}/jsonstats");
+    }
+    for w in &devnet.workers {
+        if let Some(http) = w.http_addr {
+            println!("Worker stats: http://{http}/jsonstats  (try: cocoon worker status --url http://{http})");
+        }
     }
     println!("Chain: {chain_url}  (try: cocoon wallet --chain {chain_url} balances)");
     if args.free {

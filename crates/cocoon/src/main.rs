@@ -5,6 +5,7 @@ mod chain_cmd;
 mod config;
 mod dev;
 mod estimate;
+mod operator;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -31,10 +32,11 @@ enum Command {
         #[command(subcommand)]
         kind: EngineKind,
     },
-    /// Run a proxy from a TOML config file.
-    Proxy(ConfigArg),
-    /// Run a worker from a TOML config file.
-    Worker(ConfigArg),
+    /// Run a proxy from a TOML config file, or operate one: `cocoon proxy status|withdraw`.
+    Proxy(ProxyArgs),
+    /// Run a worker from a TOML config file, or operate one: `cocoon worker
+    /// init|status|enable|disable|set-coefficient|payout`.
+    Worker(WorkerArgs),
     /// Run a client (the OpenAI-compatible API for apps) from a TOML config file, or
     /// `cocoon client estimate …` what a workload costs.
     Client(ClientArgs),
@@ -82,10 +84,24 @@ enum ClientCmd {
 }
 
 #[derive(clap::Args)]
-struct ConfigArg {
-    /// Path to the role's TOML config (see README for the keys).
-    #[arg(long)]
-    config: PathBuf,
+#[command(args_conflicts_with_subcommands = true)]
+struct WorkerArgs {
+    /// Path to the worker's TOML config: runs the worker (see README for the keys;
+    /// `cocoon worker init` writes one).
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<operator::WorkerCmd>,
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ProxyArgs {
+    /// Path to the proxy's TOML config: runs the proxy (see README for the keys).
+    #[arg(long, required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<operator::ProxyCmd>,
 }
 
 #[derive(Subcommand)]
@@ -157,8 +173,18 @@ async fn main() -> Result<()> {
         Command::Engine {
             kind: EngineKind::Test(args),
         } => dev::run_test_engine(args, shutdown).await,
-        Command::Proxy(c) => Ok(cocoon_proxy::run(config::proxy(&c.config)?, shutdown).await?),
-        Command::Worker(c) => Ok(cocoon_worker::run(config::worker(&c.config)?, shutdown).await?),
+        Command::Proxy(ProxyArgs { cmd: Some(cmd), .. }) => operator::proxy(cmd).await,
+        Command::Proxy(ProxyArgs {
+            config: Some(path), ..
+        }) => Ok(cocoon_proxy::run(config::proxy(&path)?, shutdown).await?),
+        Command::Proxy(_) => anyhow::bail!("give --config FILE (or a subcommand: status, withdraw)"),
+        Command::Worker(WorkerArgs { cmd: Some(cmd), .. }) => operator::worker(cmd).await,
+        Command::Worker(WorkerArgs {
+            config: Some(path), ..
+        }) => Ok(cocoon_worker::run(config::worker(&path)?, shutdown).await?),
+        Command::Worker(_) => anyhow::bail!(
+            "give --config FILE (or a subcommand: init, status, enable, disable, set-coefficient, payout)"
+        ),
         Command::Client(ClientArgs {
             cmd: Some(ClientCmd::Estimate(args)),
             ..

@@ -52,6 +52,9 @@ pub struct DevnetConfig {
     pub routing: cocoon_proxy::RoutingConfig,
     /// Bearer keys the client API demands; empty = open.
     pub api_keys: Vec<cocoon_client::ApiKey>,
+    /// Every worker's admin token (`POST /admin/…` on its HTTP port); None = those
+    /// endpoints are off.
+    pub worker_admin_token: Option<String>,
 }
 
 /// Money settings of a devnet: every wallet is funded on the local chain so requests are
@@ -125,6 +128,7 @@ impl DevnetConfig {
                 ..Default::default()
             },
             api_keys: Vec::new(),
+            worker_admin_token: None,
         }
     }
 
@@ -296,6 +300,7 @@ pub async fn start(
                 max_active_requests: config.max_active_requests,
                 proxies: vec![proxy.worker_addr.to_string()],
                 http_listen: config.worker_http_listen,
+                admin_token: config.worker_admin_token.clone(),
                 weights: None,
                 evidence: EvidenceKind::Sim,
                 measurements: Measurements::for_label(WORKER_IMAGE_LABEL),

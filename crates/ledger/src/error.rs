@@ -67,6 +67,8 @@ pub enum LedgerError {
     Invariant(&'static str),
     #[error("{0} is a contract, not a wallet: use the contract's own ops")]
     NotAWallet(Address),
+    #[error("address {0} already holds coins: a contract cannot be deployed there")]
+    AddressHoldsCoins(Address),
     #[error("no contract or account at {0}")]
     UnknownContract(Address),
     #[error("a contract already exists at {0}")]

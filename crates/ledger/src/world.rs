@@ -166,10 +166,20 @@ impl World {
                 now,
             });
         }
+        // Coins enter contracts only through their own bookkeeping: never minted onto one,
+        // never attached by a contract as if it were a wallet.
+        if let Op::Mint { to, .. } = op {
+            if self.is_contract(to) {
+                return Err(LedgerError::NotAWallet(*to));
+            }
+        }
         let mut next = self.clone();
         next.now = now;
         let (value, fx) = next.execute(op, now)?;
         if let Some((from, to, amount)) = value {
+            if self.is_contract(&from) {
+                return Err(LedgerError::NotAWallet(from));
+            }
             next.transfer(from, to, amount)?;
         }
         for t in &fx.transfers {
@@ -199,6 +209,15 @@ impl World {
             .checked_add(amount)
             .ok_or(LedgerError::Overflow("account balance"))?;
         self.accounts.insert(to, got);
+        Ok(())
+    }
+
+    /// A contract's address must hold no coins before it is deployed (coins sent there
+    /// early would sit outside every bucket).
+    fn require_empty(&self, address: &Address) -> Result<()> {
+        if self.balance(address) > 0 {
+            return Err(LedgerError::AddressHoldsCoins(*address));
+        }
         Ok(())
     }
 
@@ -292,6 +311,7 @@ impl World {
                 if self.proxies.contains_key(&addr) {
                     return Err(LedgerError::AlreadyDeployed(addr));
                 }
+                self.require_empty(&addr)?;
                 self.proxies.insert(addr, p);
                 (Some((*owner, addr, *stake)), none)
             }
@@ -322,6 +342,7 @@ impl World {
                 if self.clients.contains_key(&addr) {
                     return Err(LedgerError::AlreadyDeployed(addr));
                 }
+                self.require_empty(&addr)?;
                 self.clients.insert(addr, c);
                 (Some((*owner, *proxy, *deposit)), none)
             }
@@ -381,6 +402,7 @@ impl World {
                 if self.workers.contains_key(&addr) {
                     return Err(LedgerError::AlreadyDeployed(addr));
                 }
+                self.require_empty(&addr)?;
                 self.workers.insert(addr, w);
                 (None, none)
             }

@@ -117,3 +117,50 @@ fn plain_transfers_never_touch_contracts() {
     }
     net.world.check_invariants().unwrap();
 }
+
+#[test]
+fn coins_never_land_on_contracts_outside_their_books() {
+    let mut net = Net::new(&["alice"], 1_000_000);
+    let alice = Address::wallet("alice");
+    let client = net.client("alice", 100_000);
+    // No minting onto a contract.
+    let err = net
+        .apply(Op::Mint {
+            to: net.proxy,
+            amount: 5,
+        })
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::NotAWallet(_)), "{err}");
+    // A contract cannot attach value as if it were a wallet.
+    let err = net
+        .apply(Op::ClientTopUp {
+            sender: net.proxy,
+            client,
+            amount: 1,
+        })
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::NotAWallet(_)), "{err}");
+    // A pre-funded predictable address cannot become a contract.
+    let bob = Address::wallet("bob");
+    net.apply(Op::Mint {
+        to: bob,
+        amount: 10,
+    })
+    .unwrap();
+    let future = Address::client_contract(&net.proxy, &bob);
+    net.apply(Op::Transfer {
+        from: alice,
+        to: future,
+        amount: 1,
+    })
+    .unwrap();
+    let err = net
+        .apply(Op::DeployClient {
+            owner: bob,
+            proxy: net.proxy,
+            deposit: 5,
+        })
+        .unwrap_err();
+    assert!(matches!(err, LedgerError::AddressHoldsCoins(_)), "{err}");
+    net.world.check_invariants().unwrap();
+}

@@ -1,5 +1,6 @@
 //! The worker's plain-HTTP port: health, stats and metrics for its operator (no request
-//! content).
+//! content), open to anyone who can reach it; and the operator actions under `/admin/`,
+//! which demand the admin token (see `admin.rs`).
 
 use crate::Shared;
 use axum::{
@@ -21,6 +22,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::routes())
         .with_state(shared);
     cocoon_net::serve_http(listener, app, shutdown, "worker stats").await;
 }
@@ -52,6 +54,9 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
         "coefficient": *shared.coefficient.borrow(),
         "engine_ok": shared.engine_ok.load(Ordering::Relaxed),
         "enabled": *shared.enabled.borrow(),
+        "operator_disabled": shared.operator_disabled.load(Ordering::Relaxed),
+        "admin_endpoints": shared.admin_digest.is_some(),
+        "worker_fee_per_token": c.chain.registry().params.worker_fee_per_token,
         "active_requests": shared.active.load(Ordering::Relaxed),
         "max_active_requests": c.max_active_requests,
         "hardware": {

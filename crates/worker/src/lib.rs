@@ -1,6 +1,7 @@
 //! The worker: dials proxies, proves its TEE, serves inference requests from an engine and
 //! reports exact token usage (DESIGN §4 "Worker joins a proxy", "A request").
 
+mod admin;
 mod body;
 mod control;
 mod hardware;
@@ -11,7 +12,10 @@ mod serve;
 mod weights;
 
 pub use hardware::detect as detect_hardware;
-pub use weights::{hash_file as hash_weights_file, WeightsError};
+pub use weights::{
+    hash_file as hash_weights_file, hash_file_with_progress as hash_weights_file_with_progress,
+    WeightsError,
+};
 
 use cocoon_attest::{EvidenceKind, Identity, Measurements};
 use cocoon_chain::{Chain, Dialer, Role};
@@ -43,6 +47,9 @@ pub struct WorkerConfig {
     pub weights: Option<std::path::PathBuf>,
     /// Health and stats over plain HTTP (default port 12000); None = off.
     pub http_listen: Option<std::net::SocketAddr>,
+    /// Bearer token of the operator endpoints (`POST /admin/…` on the HTTP port); None
+    /// turns them off (403). Read-only pages stay open either way.
+    pub admin_token: Option<String>,
     pub evidence: EvidenceKind,
     pub measurements: Measurements,
     /// DCAP verifier (collateral + cache) for peers with `tdx` evidence; None refuses them.
@@ -107,6 +114,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<NodeMetrics>,
     /// This worker's model as a `model` label.
     pub model_label: ModelId,
+    /// SHA-256 of `config.admin_token`: requests are checked digest against digest.
+    pub admin_digest: Option<[u8; 32]>,
 }
 
 /// A started worker.
@@ -177,6 +186,7 @@ pub fn start(
         active: AtomicU32::new(0),
         metrics: NodeMetrics::new(MetricsRole::Worker),
         model_label: cocoon_net::metrics::intern(base_model_name(&config.model_id)),
+        admin_digest: config.admin_token.as_deref().map(admin::digest),
         config,
     });
     let mut tasks = tokio::task::JoinSet::new();

@@ -182,18 +182,81 @@ impl Wallet {
         if unpaid == 0 || (!idle && unpaid < PAYOUT_THRESHOLD) {
             return;
         }
+        if let Submitted::Failed(e) = self.submit(chain, terms, voucher) {
+            tracing::warn!("payout failed: {e}");
+        }
+    }
+
+    /// Submits one payout voucher; on success the contract is paid up to it.
+    fn submit(&self, chain: &dyn Chain, terms: &ProxyTerms, voucher: SignedVoucher) -> Submitted {
         match chain.submit(cocoon_ledger::Op::WorkerPayout {
             worker: terms.worker,
             voucher,
         }) {
             Ok(_) => {
                 self.payouts.fetch_add(1, Relaxed);
+                if let Some(m) = self.proxies().get_mut(&terms.proxy) {
+                    m.paid_on_chain = m.paid_on_chain.max(voucher.cumulative);
+                }
                 tracing::info!(tokens = voucher.cumulative, "submitted a payout voucher");
+                Submitted::Done
             }
             // The proxy paid first: fine.
-            Err(e) if e.to_string().contains("stale voucher") => {}
-            Err(e) => tracing::warn!("payout failed: {e}"),
+            Err(e) if e.to_string().contains("stale voucher") => Submitted::AlreadyPaid,
+            Err(e) => Submitted::Failed(e.to_string()),
         }
+    }
+
+    /// The operator's "pay me now": submits every held payout voucher that is above what
+    /// its contract was paid, whatever the idle time, and says per proxy what happened.
+    /// Blocking (chain calls); an error means the chain could not be read at all.
+    pub fn payout_now(&self, chain: &dyn Chain) -> Result<Vec<Value>, String> {
+        let held: Vec<(ProxyTerms, Option<SignedVoucher>)> = self
+            .proxies()
+            .values()
+            .map(|m| (m.terms, m.highest))
+            .collect();
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let world = chain
+            .world()
+            .map_err(|e| format!("cannot read the chain: {e}"))?;
+        let mut out = Vec::with_capacity(held.len());
+        for (terms, voucher) in held {
+            let paid = world
+                .workers
+                .get(&terms.worker)
+                .map_or(0, |c| c.tokens_paid);
+            if let Some(m) = self.proxies().get_mut(&terms.proxy) {
+                m.paid_on_chain = paid;
+            }
+            let voucher_tokens = voucher.map_or(0, |v| v.cumulative);
+            let (result, error) = match voucher {
+                None => ("no_voucher", None),
+                Some(v) if v.cumulative <= paid => ("nothing_unpaid", None),
+                Some(v) => match self.submit(chain, &terms, v) {
+                    Submitted::Done => ("submitted", None),
+                    Submitted::AlreadyPaid => ("already_paid", None),
+                    Submitted::Failed(e) => ("failed", Some(e)),
+                },
+            };
+            out.push(json!({
+                "proxy_contract": terms.proxy.to_hex(),
+                "worker_contract": terms.worker.to_hex(),
+                "voucher_tokens": voucher_tokens,
+                "paid_before_tokens": paid,
+                "unpaid_tokens": voucher_tokens.saturating_sub(paid),
+                "result": result,
+                "error": error,
+            }));
+        }
+        out.sort_by(|a, b| {
+            a["proxy_contract"]
+                .as_str()
+                .cmp(&b["proxy_contract"].as_str())
+        });
+        Ok(out)
     }
 
     pub fn stats_json(&self) -> Value {
@@ -217,6 +280,14 @@ impl Wallet {
             "refusals": self.refusals.load(Relaxed),
         })
     }
+}
+
+/// What submitting one payout voucher did.
+enum Submitted {
+    Done,
+    /// The contract was already paid that far (the proxy submitted it first).
+    AlreadyPaid,
+    Failed(String),
 }
 
 /// Runs `maybe_payout` off the async runtime.

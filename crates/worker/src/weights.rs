@@ -32,8 +32,35 @@ pub fn expected_hash(model_id: &str) -> Option<&str> {
     (!hash.is_empty()).then_some(hash)
 }
 
-/// SHA-256 of a file as lowercase hex, streaming (weights can be tens of GB).
+/// SHA-256 of a file as lowercase hex, streaming (weights can be tens of GB); files over
+/// 256 MiB log their progress every 10%.
 pub fn hash_file(path: &Path) -> Result<String, WeightsError> {
+    let (mut next_report, mut step) = (u64::MAX, 0);
+    hash_file_with_progress(path, |done, total| {
+        if total < PROGRESS_THRESHOLD {
+            return;
+        }
+        if step == 0 {
+            step = total / 10;
+            next_report = step;
+        }
+        if done >= next_report {
+            tracing::info!(
+                "hashing weights {}: {}%",
+                path.display(),
+                done * 100 / total.max(1)
+            );
+            next_report = next_report.saturating_add(step);
+        }
+    })
+}
+
+/// [`hash_file`] that calls `progress(bytes_done, bytes_total)` after every 1 MiB read
+/// (for the operator CLI's progress line).
+pub fn hash_file_with_progress(
+    path: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<String, WeightsError> {
     let err = |source| WeightsError::Read {
         path: path.to_path_buf(),
         source,
@@ -42,7 +69,7 @@ pub fn hash_file(path: &Path) -> Result<String, WeightsError> {
     let total = file.metadata().map_err(err)?.len();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    let (mut done, mut next_report) = (0u64, total / 10);
+    let mut done = 0u64;
     loop {
         let n = file.read(&mut buf).map_err(err)?;
         if n == 0 {
@@ -50,14 +77,7 @@ pub fn hash_file(path: &Path) -> Result<String, WeightsError> {
         }
         hasher.update(&buf[..n]);
         done += n as u64;
-        if total >= PROGRESS_THRESHOLD && done >= next_report {
-            tracing::info!(
-                "hashing weights {}: {}%",
-                path.display(),
-                done * 100 / total.max(1)
-            );
-            next_report += total / 10;
-        }
+        progress(done, total);
     }
     Ok(hex::encode(hasher.finalize()))
 }

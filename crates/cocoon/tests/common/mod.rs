@@ -138,6 +138,7 @@ pub async fn extra_worker_config(
         max_active_requests: 8,
         proxies: vec![net.devnet.proxy.worker_addr.to_string()],
         http_listen: None,
+        admin_token: None,
         weights: None,
         evidence: cocoon_attest::EvidenceKind::Sim,
         measurements: cocoon_attest::Measurements::for_label(cocoon_devnet::WORKER_IMAGE_LABEL),

@@ -253,8 +253,12 @@ impl ProxyContract {
     pub(crate) fn worker_payout(&mut self, to: Address, delta: u64) -> Result<Effects> {
         let total = mul(delta, self.params.price_per_token, "payout total")?;
         let worker_part = mul(delta, self.params.worker_fee_per_token, "worker part")?;
-        // validate_params guarantees fee ≤ price, so this cannot underflow.
-        let commission_part = total - worker_part;
+        // validate_params guarantees fee ≤ price at deploy; a stored (decoded) state may not.
+        let commission_part = total
+            .checked_sub(worker_part)
+            .ok_or(LedgerError::InvalidParams(
+                "worker_fee_per_token exceeds price_per_token",
+            ))?;
         let from_charged = total.min(self.charged);
         let from_stake = total - from_charged;
         if from_stake > self.stake {
