@@ -18,6 +18,7 @@ mod common;
 use cocoon_chain::ledger::{Address, ContractState, Op, World};
 use cocoon_chain::{Chain, LocalChain, ProxyEntry};
 use cocoon_engine::test_engine::TestEngineConfig;
+use common::free_port;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -121,29 +122,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// A free port for a child process to bind. Chosen below the kernel's ephemeral range
-/// (32768+), where ports bound with port 0 by other tests running in parallel come from, so
-/// nobody can take it between our check and the child's bind (the same as processes.rs).
-fn free_port() -> u16 {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = u64::from(std::process::id())
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-    loop {
-        let n = seed.wrapping_add(
-            COUNTER
-                .fetch_add(1, Relaxed)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        let port = 20_000 + (n % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
     }
 }
 
