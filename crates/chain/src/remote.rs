@@ -194,6 +194,9 @@ fn call<T: DeserializeOwned + Send + 'static>(
     })?
 }
 
+/// Largest answer accepted from a chain server (the whole-ledger snapshot is the biggest).
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
 async fn exchange<T: DeserializeOwned>(
     req: reqwest::RequestBuilder,
     url: &str,
@@ -202,9 +205,26 @@ async fn exchange<T: DeserializeOwned>(
         url: url.to_string(),
         message,
     };
-    let resp = req.send().await.map_err(|e| remote(e.to_string()))?;
+    let mut resp = req.send().await.map_err(|e| remote(e.to_string()))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| remote(e.to_string()))?;
+    // Bounded: a misbehaving server cannot make this process buffer without limit.
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(remote(format!(
+            "answer larger than {MAX_ANSWER_BYTES} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| remote(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(remote(format!(
+                "answer larger than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
     if status.is_success() {
         return serde_json::from_slice(&body).map_err(|e| remote(format!("bad answer: {e}")));
     }

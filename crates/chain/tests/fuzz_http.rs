@@ -603,13 +603,12 @@ fn remote_history_survives_the_last_seq() {
     assert!(got.len() <= 5 && got.iter().all(|r| r.seq == u64::MAX));
 }
 
-/// KNOWN ISSUE (reported, not fixed here): `RemoteChain` reads whole answers without a size
+/// FIXED (was a known issue): `RemoteChain` read whole answers without a size
 /// limit (`crates/chain/src/remote.rs`, `exchange`: `resp.bytes()`), so a chain server can make
 /// its clients buffer as much as it sends within the 10 s request timeout. Minimized input: any
 /// answer padded with whitespace, e.g. 32 MiB of spaces before a valid `Tip`.
 #[test]
-#[ignore = "known issue: RemoteChain buffers answers of any size"]
-fn known_issue_remote_answers_are_unbounded() {
+fn fixed_remote_answers_are_bounded() {
     let server = FakeServer::start();
     let mut body = vec![b' '; 32 << 20];
     body.extend_from_slice(&serde_json::to_vec(&Tip::default()).unwrap());

@@ -59,8 +59,10 @@ pub fn inject_json(json: &[u8], cost: &Cost) -> Option<Vec<u8>> {
 /// is known.
 #[derive(Debug, Default)]
 pub struct SseCostRelay {
-    /// An incomplete event at the end of the last chunk (waits for the rest of it).
-    tail: Bytes,
+    /// An incomplete event at the end of the last chunk (waits for the rest of it). Grown in
+    /// place and scanned only where new bytes arrived, so an event split over many chunks
+    /// costs linear work, not a copy and rescan per chunk.
+    tail: BytesMut,
     /// Everything from the first usage event on, once found.
     held: Vec<Bytes>,
     holding: bool,
@@ -77,21 +79,31 @@ impl SseCostRelay {
             self.held.push(chunk);
             return Bytes::new();
         }
-        let data = if self.tail.is_empty() {
-            chunk
+        let (data, from) = if self.tail.is_empty() {
+            (chunk, 0)
         } else {
-            // Only a chunk that ends mid-event costs a copy (of that event's bytes).
-            let mut joined = BytesMut::with_capacity(self.tail.len() + chunk.len());
-            joined.extend_from_slice(&self.tail);
-            joined.extend_from_slice(&chunk);
-            joined.freeze()
+            // The tail holds no terminator, so one can only start in its last two bytes
+            // (`\n\r\n`) or later.
+            let from = self.tail.len().saturating_sub(2);
+            self.tail.extend_from_slice(&chunk);
+            (std::mem::take(&mut self.tail).freeze(), from)
         };
-        let mut cut = complete_events_end(&data);
+        let mut cut = match complete_events_end(&data[from..]) {
+            0 => 0,
+            found => from + found,
+        };
         if data.len() - cut > MAX_PENDING_EVENT {
             // Not SSE after all, or an absurd event: pass it on rather than grow.
             cut = data.len();
         }
-        self.tail = data.slice(cut..);
+        if cut == 0 {
+            // Still one incomplete event: keep it (without a copy when we own it alone).
+            self.tail = data
+                .try_into_mut()
+                .unwrap_or_else(|b| BytesMut::from(&b[..]));
+            return Bytes::new();
+        }
+        self.tail = BytesMut::from(&data[cut..]);
         let complete = data.slice(..cut);
         if !contains(&complete, USAGE_KEY) {
             return complete;
@@ -102,7 +114,7 @@ impl SseCostRelay {
         self.holding = true;
         self.held.push(complete.slice(start..));
         if !self.tail.is_empty() {
-            self.held.push(std::mem::take(&mut self.tail));
+            self.held.push(std::mem::take(&mut self.tail).freeze());
         }
         complete.slice(..start)
     }
@@ -124,7 +136,7 @@ impl SseCostRelay {
 
     fn into_rest(self) -> Bytes {
         let mut parts = self.held;
-        parts.push(self.tail);
+        parts.push(self.tail.freeze());
         if parts.iter().filter(|p| !p.is_empty()).count() <= 1 {
             return parts
                 .into_iter()

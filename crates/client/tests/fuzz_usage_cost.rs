@@ -539,14 +539,13 @@ fn pending_event_memory_is_bounded() {
     assert!(peak <= 2 * LIMIT + (2 << 20), "peak {peak}");
 }
 
-/// KNOWN ISSUE (reported, not fixed here): `SseCostRelay::push` re-copies and re-scans the
+/// FIXED (was a known issue): `SseCostRelay::push` re-copied and re-scanned the
 /// whole pending event on every chunk (`crates/client/src/usage_cost.rs`, `push`: the
 /// `BytesMut` join of `tail` and `chunk`, then `complete_events_end` over all of it). An event
 /// that arrives in small chunks therefore costs O(event² / chunk) work, up to the 4 MiB
-/// pending-event limit per chunk: a 4 MiB event in 1-byte chunks is ~8 TiB of copying. This
-/// test asserts linear work and fails today; run it with `--run-ignored all`.
+/// pending-event limit per chunk: a 4 MiB event in 1-byte chunks was ~8 TiB of copying. The
+/// pending event now grows in place and only new bytes are scanned; this test asserts it.
 #[test]
-#[ignore = "known issue: quadratic re-copying of the pending SSE event (see doc comment)"]
 fn pending_event_work_is_linear() {
     let size = 256 << 10;
     let chunk = 256;
