@@ -68,6 +68,40 @@ pub enum ChainError {
 }
 
 impl ChainError {
+    /// Whether the ledger refused the op for a reason: typed when the chain is in-process,
+    /// by the reason's text from a remote chain (which only carries the message).
+    fn rejected_as(&self, message: &str, typed: impl Fn(&LedgerError) -> bool) -> bool {
+        match self {
+            ChainError::Rejected {
+                ledger: Some(l), ..
+            } => typed(l),
+            ChainError::Rejected { reason, .. } => reason.contains(message),
+            _ => false,
+        }
+    }
+
+    /// The contract already accepted this voucher or a later one (another holder
+    /// submitted first): for a submitter, nothing went wrong.
+    pub fn is_stale_voucher(&self) -> bool {
+        self.rejected_as("stale voucher", |l| {
+            matches!(l, LedgerError::StaleVoucher { .. })
+        })
+    }
+
+    /// The proxy contract already holds this anchor seqno or a later one.
+    pub fn is_stale_anchor(&self) -> bool {
+        self.rejected_as("stale anchor", |l| {
+            matches!(l, LedgerError::StaleAnchor { .. })
+        })
+    }
+
+    /// A contract already exists at the address (a racing deploy).
+    pub fn is_already_deployed(&self) -> bool {
+        self.rejected_as("already exists", |l| {
+            matches!(l, LedgerError::AlreadyDeployed(_))
+        })
+    }
+
     pub(crate) fn rejected(e: LedgerError) -> ChainError {
         ChainError::Rejected {
             reason: e.to_string(),

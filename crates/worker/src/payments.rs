@@ -202,7 +202,7 @@ impl Wallet {
                 Submitted::Done
             }
             // The proxy paid first: fine.
-            Err(e) if e.to_string().contains("stale voucher") => Submitted::AlreadyPaid,
+            Err(e) if e.is_stale_voucher() => Submitted::AlreadyPaid,
             Err(e) => Submitted::Failed(e.to_string()),
         }
     }

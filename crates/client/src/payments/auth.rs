@@ -6,7 +6,7 @@
 //!   on it, register the proxy's nonce on chain, and tell the proxy which nonce to look for.
 
 use super::book::{Books, Secret};
-use super::{is_already_deployed, on_chain, ClientPayments, PaymentError};
+use super::{on_chain, ClientPayments, PaymentError};
 use cocoon_chain::ledger::{Address, ContractState, Op, PublicKey};
 use cocoon_chain::Chain;
 use cocoon_proto::{
@@ -172,7 +172,7 @@ impl Payer {
                 deposit: self.payments.deposit,
             };
             match on_chain(&self.chain, move |c| c.submit(op)).await {
-                Err(PaymentError::Chain(e)) if is_already_deployed(&e) => {}
+                Err(PaymentError::Chain(e)) if e.is_already_deployed() => {}
                 Err(e) => return Err(e),
                 Ok(_) => tracing::info!(
                     %client, deposit = self.payments.deposit,

@@ -17,7 +17,7 @@ pub mod money;
 pub use book::{Books, ChainView, ProxyBook, ProxyPaymentView, Refusal};
 pub use decide::{top_up_due, unused_balance, ChargeLag};
 
-use cocoon_chain::ledger::{Address, LedgerError, PublicKey};
+use cocoon_chain::ledger::{Address, PublicKey};
 use cocoon_chain::{Chain, ChainError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,33 +98,4 @@ where
         .await
         .map_err(|e| PaymentError::Join(e.to_string()))?
         .map_err(PaymentError::from)
-}
-
-/// The ledger's reason when the chain refused an op in-process (remote chains carry only
-/// the message).
-fn ledger_reason(e: &ChainError) -> Option<&LedgerError> {
-    match e {
-        ChainError::Rejected {
-            ledger: Some(l), ..
-        } => Some(l),
-        _ => None,
-    }
-}
-
-/// Someone else (the proxy) already submitted this voucher or a later one: not an error.
-pub fn is_stale_voucher(e: &ChainError) -> bool {
-    match (ledger_reason(e), e) {
-        (Some(l), _) => matches!(l, LedgerError::StaleVoucher { .. }),
-        (None, ChainError::Rejected { reason, .. }) => reason.contains("stale voucher"),
-        _ => false,
-    }
-}
-
-/// A racing deploy of the same contract (another link of this client): not an error.
-pub fn is_already_deployed(e: &ChainError) -> bool {
-    match (ledger_reason(e), e) {
-        (Some(l), _) => matches!(l, LedgerError::AlreadyDeployed(_)),
-        (None, ChainError::Rejected { reason, .. }) => reason.contains("already exists"),
-        _ => false,
-    }
 }

@@ -5,7 +5,7 @@
 use super::auth::{PaidProxy, Payer};
 use super::book::{ChainView, Refusal};
 use super::decide::top_up_due;
-use super::{is_stale_voucher, on_chain, PaymentError};
+use super::{on_chain, PaymentError};
 use cocoon_chain::ledger::{ClientContract, ContractState, Op, SignedVoucher};
 use cocoon_proto::{client_link_client::ClientLinkClient, PaymentStatus, PaymentStatusRequest};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -125,7 +125,7 @@ impl Payer {
                 tracing::info!(%client, tokens = voucher.cumulative, "submitted a lagging charge voucher");
                 Some(())
             }
-            Err(PaymentError::Chain(e)) if is_stale_voucher(&e) => {
+            Err(PaymentError::Chain(e)) if e.is_stale_voucher() => {
                 tracing::debug!(%client, "charge voucher already applied: {e}");
                 None
             }

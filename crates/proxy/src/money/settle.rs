@@ -4,9 +4,7 @@
 
 use super::store::{next_hash, Head};
 use super::Payments;
-use cocoon_ledger::{
-    Address, ContractState, LedgerError, OnChainClient, Op, SignedAnchor, Voucher, VoucherOp,
-};
+use cocoon_ledger::{Address, ContractState, OnChainClient, Op, SignedAnchor, Voucher, VoucherOp};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,9 +115,7 @@ impl Payments {
             }
             Err(e) => {
                 self.stats.chain_errors.fetch_add(1, Relaxed);
-                if rejected_as(&e, "stale anchor", |l| {
-                    matches!(l, LedgerError::StaleAnchor { .. })
-                }) {
+                if e.is_stale_anchor() {
                     self.alarm(format!(
                         "the chain holds a newer anchor than batch {}: another proxy \
                          writes with this key, or this DB was rolled back",
@@ -250,10 +246,7 @@ impl Payments {
                     counter.fetch_add(1, Relaxed);
                 }
                 // The holder submitted the same voucher first: nothing to do.
-                Err(e)
-                    if rejected_as(&e, "stale voucher", |l| {
-                        matches!(l, LedgerError::StaleVoucher { .. })
-                    }) => {}
+                Err(e) if e.is_stale_voucher() => {}
                 Err(e) => {
                     self.stats.chain_errors.fetch_add(1, Relaxed);
                     tracing::warn!(contract = %target, "settlement {kind:?} failed: {e}");
@@ -268,21 +261,5 @@ fn op_target(op: &Op) -> Address {
         Op::ClientCharge { client, .. } | Op::ClientGrantRefund { client, .. } => *client,
         Op::WorkerPayout { worker, .. } | Op::WorkerLastPayout { worker, .. } => *worker,
         _ => Address::default(),
-    }
-}
-
-/// Whether the chain refused an op for the given reason: typed in-process, by its message
-/// from a remote chain (which only carries the text).
-fn rejected_as(
-    e: &cocoon_chain::ChainError,
-    message: &str,
-    typed: impl Fn(&LedgerError) -> bool,
-) -> bool {
-    match e {
-        cocoon_chain::ChainError::Rejected {
-            ledger: Some(l), ..
-        } => typed(l),
-        cocoon_chain::ChainError::Rejected { reason, .. } => reason.contains(message),
-        _ => false,
     }
 }
