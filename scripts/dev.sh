@@ -3,6 +3,6 @@
 # Extra arguments go to `cocoon dev` (see `cocoon dev --help`), e.g. --workers 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --build-only
 cargo build --release -p cocoon
 exec ./target/release/cocoon dev "$@"

@@ -48,6 +48,7 @@ pub async fn run(plan: &RelayPlan, shutdown: &CancellationToken) -> Result<Relay
     config.engine = EngineChoice::External {
         base_url: engine_base,
         model: MODEL.into(),
+        tokenizer: None,
     };
     config.proxy_http_listen = None;
     config.worker_http_listen = None;

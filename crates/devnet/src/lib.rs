@@ -24,8 +24,20 @@ pub const WORKER_IMAGE_LABEL: &str = "cocoon-worker";
 pub enum EngineChoice {
     /// One deterministic test engine per worker, in process, on loopback HTTP.
     Test(TestEngineConfig),
-    /// An external OpenAI-compatible server, e.g. `http://127.0.0.1:8000/v1`.
-    External { base_url: String, model: String },
+    /// An external OpenAI-compatible server, e.g. `http://127.0.0.1:8000/v1`. With
+    /// `tokenizer` (the model's GGUF file), workers count tokens themselves when the
+    /// server reports no usage.
+    External {
+        base_url: String,
+        model: String,
+        tokenizer: Option<std::path::PathBuf>,
+    },
+    /// The built-in llama.cpp engine on a GGUF file, loaded once and shared by every
+    /// worker. `model_id` is `name@revision:sha256`: workers verify the file against it.
+    Builtin {
+        model_id: String,
+        config: cocoon_llama::LlamaConfig,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -140,6 +152,16 @@ impl DevnetConfig {
                 .cloned()
                 .unwrap_or_else(|| "test-model".into()),
             EngineChoice::External { model, .. } => model.clone(),
+            EngineChoice::Builtin { model_id, .. } => {
+                cocoon_worker::base_model_name(model_id).to_string()
+            }
+        }
+    }
+
+    fn model_id(&self) -> String {
+        match &self.engine {
+            EngineChoice::Builtin { model_id, .. } => model_id.clone(),
+            _ => dev_model_id(&self.model_name()),
         }
     }
 }
@@ -221,7 +243,33 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Devnet, DevnetError> {
     let model = config.model_name();
-    let model_id = dev_model_id(&model);
+    let model_id = config.model_id();
+    let counter: Option<Arc<dyn cocoon_engine::TokenCounter>> = match &config.engine {
+        EngineChoice::External {
+            tokenizer: Some(path),
+            ..
+        } => {
+            let path = path.clone();
+            let tokenizer =
+                tokio::task::spawn_blocking(move || cocoon_llama::GgufTokenizer::open(&path))
+                    .await
+                    .map_err(|e| DevnetError::Engine(e.to_string()))?
+                    .map_err(|e| DevnetError::Engine(e.to_string()))?;
+            Some(Arc::new(tokenizer))
+        }
+        _ => None,
+    };
+    let builtin = match &config.engine {
+        EngineChoice::Builtin { config: c, .. } => {
+            let c = c.clone();
+            let engine = tokio::task::spawn_blocking(move || cocoon_llama::LlamaEngine::load(&c))
+                .await
+                .map_err(|e| DevnetError::Engine(e.to_string()))?
+                .map_err(|e| DevnetError::Engine(e.to_string()))?;
+            Some(Arc::new(engine))
+        }
+        _ => None,
+    };
     let chain = LocalChain::new(dev_registry(&model_id, config.pow_difficulty));
     let dyn_chain: Arc<dyn Chain> = chain.clone();
     let proxy_payments = match &config.payments {
@@ -290,31 +338,40 @@ pub async fn start(
             EngineChoice::External { base_url, .. } => Arc::new(
                 HttpEngine::new(base_url, None).map_err(|e| DevnetError::Engine(e.to_string()))?,
             ),
-        };
-        workers.push(cocoon_worker::start(
-            WorkerConfig {
-                name: format!("worker-{i}"),
-                owner_address: worker_owner(i),
-                model_id: model_id.clone(),
-                coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
-                max_active_requests: config.max_active_requests,
-                proxies: vec![proxy.worker_addr.to_string()],
-                http_listen: config.worker_http_listen,
-                admin_token: config.worker_admin_token.clone(),
-                weights: None,
-                evidence: EvidenceKind::Sim,
-                measurements: Measurements::for_label(WORKER_IMAGE_LABEL),
-                tdx_verifier: None,
-                hardware: cocoon_worker::detect_hardware(),
-                max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
-                engine_probe_interval: config.engine_probe_interval,
-                reconnect_interval: Duration::from_millis(200),
-                timing: config.timing.clone(),
-                engine,
-                chain: dyn_chain.clone(),
+            EngineChoice::Builtin { .. } => match &builtin {
+                Some(engine) => engine.clone(),
+                None => return Err(DevnetError::Engine("built-in engine not loaded".into())),
             },
-            shutdown.clone(),
-        )?);
+        };
+        let weights = match &config.engine {
+            EngineChoice::Builtin { config: c, .. } => Some(c.model_path.clone()),
+            _ => None,
+        };
+        let worker_config = WorkerConfig {
+            name: format!("worker-{i}"),
+            owner_address: worker_owner(i),
+            model_id: model_id.clone(),
+            coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
+            max_active_requests: config.max_active_requests,
+            proxies: vec![proxy.worker_addr.to_string()],
+            http_listen: config.worker_http_listen,
+            admin_token: config.worker_admin_token.clone(),
+            weights,
+            evidence: EvidenceKind::Sim,
+            measurements: Measurements::for_label(WORKER_IMAGE_LABEL),
+            tdx_verifier: None,
+            hardware: cocoon_worker::detect_hardware(),
+            max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
+            engine_probe_interval: config.engine_probe_interval,
+            reconnect_interval: Duration::from_millis(200),
+            timing: config.timing.clone(),
+            engine,
+            token_counter: counter.clone(),
+            chain: dyn_chain.clone(),
+        };
+        // A worker with a weights file hashes it first and refuses to serve on mismatch.
+        cocoon_worker::verify_weights(&worker_config).await?;
+        workers.push(cocoon_worker::start(worker_config, shutdown.clone())?);
     }
     let client = cocoon_client::start(
         ClientConfig {

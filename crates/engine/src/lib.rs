@@ -46,6 +46,16 @@ impl std::fmt::Debug for EngineResponse {
     }
 }
 
+/// Counts tokens the way a model does, for engines whose answers carry no usage (e.g.
+/// llama.cpp-based servers that ignore `stream_options.include_usage`): the worker bills
+/// what it counts instead of zero.
+pub trait TokenCounter: Send + Sync + 'static {
+    /// Prompt tokens of an OpenAI request body sent to `path`.
+    fn count_prompt(&self, path: &str, body: &[u8]) -> Result<u64, String>;
+    /// Tokens of generated text.
+    fn count_text(&self, text: &str) -> u64;
+}
+
 /// An OpenAI-compatible inference backend.
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync + 'static {

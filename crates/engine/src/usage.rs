@@ -37,6 +37,11 @@ pub struct UsageScanner {
     /// Non-streaming: the body exceeded [`MAX_BODY_BYTES`].
     skipping: bool,
     last: Option<Usage>,
+    /// Also collect the answer text (for counting tokens when the engine reports no usage).
+    collect_text: bool,
+    text: String,
+    /// Streaming: the `data: [DONE]` line has been seen.
+    done: bool,
 }
 
 impl UsageScanner {
@@ -46,6 +51,53 @@ impl UsageScanner {
             buf: Vec::new(),
             skipping: false,
             last: None,
+            collect_text: false,
+            text: String::new(),
+            done: false,
+        }
+    }
+
+    /// Whether a stream's closing `data: [DONE]` has been seen: the answer is complete,
+    /// whatever the transport does afterwards.
+    pub fn saw_done(&self) -> bool {
+        self.done
+    }
+
+    /// A scanner that also collects the generated text (`choices[].delta.content`,
+    /// `.message.content`, `.text`), at most [`MAX_BODY_BYTES`] of it.
+    pub fn with_text(streaming: bool) -> Self {
+        Self {
+            collect_text: true,
+            ..Self::new(streaming)
+        }
+    }
+
+    /// Like [`finish`](Self::finish), also returning the collected answer text.
+    pub fn finish_with_text(mut self) -> (Option<Usage>, String) {
+        if !self.streaming && self.collect_text && !self.skipping {
+            let body = std::mem::take(&mut self.buf);
+            self.collect_from(&body);
+            self.buf = body;
+        }
+        let text = std::mem::take(&mut self.text);
+        (self.finish(), text)
+    }
+
+    fn collect_from(&mut self, json: &[u8]) {
+        let Ok(envelope) = serde_json::from_slice::<TextEnvelope>(json) else {
+            return;
+        };
+        for choice in envelope.choices.unwrap_or_default() {
+            let parts = [
+                choice.delta.and_then(|d| d.content),
+                choice.message.and_then(|m| m.content),
+                choice.text,
+            ];
+            for part in parts.into_iter().flatten() {
+                if self.text.len() + part.len() <= MAX_BODY_BYTES {
+                    self.text.push_str(&part);
+                }
+            }
         }
     }
 
@@ -119,8 +171,15 @@ impl UsageScanner {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
+        if trim_start(data) == b"[DONE]" {
+            self.done = true;
+            return;
+        }
         if let Some(usage) = parse_usage(data) {
             self.last = Some(usage);
+        }
+        if self.collect_text {
+            self.collect_from(trim_start(data));
         }
     }
 }
@@ -161,6 +220,24 @@ fn trim_start(mut s: &[u8]) -> &[u8] {
 #[derive(Deserialize)]
 struct Envelope {
     usage: Option<RawUsage>,
+}
+
+/// Only the answer text of a response or chunk.
+#[derive(Deserialize)]
+struct TextEnvelope {
+    choices: Option<Vec<RawChoice>>,
+}
+
+#[derive(Deserialize)]
+struct RawChoice {
+    delta: Option<RawMessage>,
+    message: Option<RawMessage>,
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    content: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -199,6 +199,12 @@ fn seeds() -> Vec<Vec<u8>> {
                     max_coefficient: 2000,
                     running_requests: 3,
                     max_running_requests: 9,
+                    hardware: vec![HardwareProfile {
+                        gpu_model: "NVIDIA H100".into(),
+                        gpu_count: 8,
+                        vram_mib: 652_000,
+                        ..Default::default()
+                    }],
                 };
                 2
             ],

@@ -328,6 +328,10 @@ impl WorkerTable {
                 info.max_coefficient = info.max_coefficient.max(c);
                 info.running_requests += w.active.load(Ordering::Relaxed);
                 info.max_running_requests += w.max_active;
+                // Bounded by the worker count; identical machines are listed once.
+                if !info.hardware.contains(&w.hardware) && info.hardware.len() < 64 {
+                    info.hardware.push(w.hardware.clone());
+                }
             }
         }
         let mut list: Vec<_> = by_model.into_values().collect();
@@ -354,6 +358,11 @@ impl WorkerTable {
                     model_id: w.model_id.clone(),
                     gpu_model: w.hardware.gpu_model.clone(),
                     gpu_count: w.hardware.gpu_count,
+                    vram_mib: w.hardware.vram_mib,
+                    gpu_driver: w.hardware.driver.clone(),
+                    cc_mode: w.hardware.cc_mode,
+                    cpu_cores: w.hardware.cpu_cores,
+                    memory_mib: w.hardware.memory_mib,
                     coefficient: w.coefficient.load(Ordering::Relaxed),
                     enabled: w.enabled.load(Ordering::Relaxed),
                     active: w.active.load(Ordering::Relaxed),
@@ -382,6 +391,12 @@ pub(crate) struct WorkerStat {
     pub model_id: String,
     pub gpu_model: String,
     pub gpu_count: u32,
+    pub vram_mib: u64,
+    pub gpu_driver: String,
+    /// GPU confidential-computing mode on.
+    pub cc_mode: bool,
+    pub cpu_cores: u32,
+    pub memory_mib: u64,
     pub coefficient: u32,
     pub enabled: bool,
     pub active: u32,

@@ -60,6 +60,9 @@ pub struct WorkerConfig {
     pub reconnect_interval: Duration,
     pub timing: LinkTiming,
     pub engine: Arc<dyn Engine>,
+    /// The model's tokenizer, for billing answers whose engine reports no usage; None =
+    /// such answers are billed zero (with a warning).
+    pub token_counter: Option<Arc<dyn cocoon_engine::TokenCounter>>,
     pub chain: Arc<dyn Chain>,
 }
 

@@ -167,7 +167,14 @@ fn relay(
             status: u32::from(response.status),
             content_type: response.content_type.clone().unwrap_or_else(|| "application/json".into()),
         }))});
-        let mut scanner = UsageScanner::new(req.stream);
+        // With a tokenizer for the model, collect the answer text too: an engine that reports
+        // no usage (llama.cpp-based servers when streaming) is then billed by our own count.
+        let counter = shared.config.token_counter.clone();
+        let mut scanner = if counter.is_some() {
+            UsageScanner::with_text(req.stream)
+        } else {
+            UsageScanner::new(req.stream)
+        };
         let mut engine_body = response.body;
         loop {
             let next = tokio::time::timeout_at(deadline, engine_body.next()).await;
@@ -179,6 +186,12 @@ fn relay(
                     return;
                 }
                 Ok(None) => break,
+                // Some servers (llama-cpp-python's) end the connection uncleanly after the
+                // final `[DONE]`: the answer is complete, so that is the end, not a failure.
+                Ok(Some(Err(e))) if scanner.saw_done() => {
+                    tracing::debug!("engine connection ended uncleanly after [DONE]: {e}");
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                     metered.fail(ErrorCode::Upstream as i32);
@@ -198,11 +211,19 @@ fn relay(
                 }
             }
         }
-        let found = scanner.finish();
-        if found.is_none() && response.status < 300 {
-            tracing::warn!("engine reported no usage for a request; billing zero tokens");
-        }
-        let usage = found.unwrap_or_default();
+        let (found, text) = scanner.finish_with_text();
+        let usage = match (found, counter) {
+            (Some(usage), _) => usage,
+            (None, Some(counter)) if response.status < 300 => {
+                count_usage(counter, req.path.clone(), req.body.clone(), text).await
+            }
+            (None, _) => {
+                if response.status < 300 {
+                    tracing::warn!("engine reported no usage for a request and the worker has no tokenizer for its model; billing zero tokens");
+                }
+                Default::default()
+            }
+        };
         shared.stats.succeeded.fetch_add(1, Ordering::Relaxed);
         shared.stats.prompt_tokens.fetch_add(usage.prompt_tokens, Ordering::Relaxed);
         shared.stats.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
@@ -219,6 +240,39 @@ fn relay(
             coefficient: req.coefficient,
             usage_from_engine: found.is_some(),
         }))});
+    }
+}
+
+/// Counts a request's tokens with the model's own tokenizer (off the async threads: a long
+/// prompt takes a few milliseconds to tokenize).
+async fn count_usage(
+    counter: Arc<dyn cocoon_engine::TokenCounter>,
+    path: String,
+    body: bytes::Bytes,
+    text: String,
+) -> cocoon_engine::Usage {
+    let counted = tokio::task::spawn_blocking(move || {
+        let prompt = counter.count_prompt(&path, &body);
+        (prompt, counter.count_text(&text))
+    })
+    .await;
+    match counted {
+        Ok((Ok(prompt_tokens), completion_tokens)) => cocoon_engine::Usage {
+            prompt_tokens,
+            completion_tokens,
+            ..Default::default()
+        },
+        Ok((Err(e), completion_tokens)) => {
+            tracing::warn!("cannot count prompt tokens ({e}); billing the answer only");
+            cocoon_engine::Usage {
+                completion_tokens,
+                ..Default::default()
+            }
+        }
+        Err(e) => {
+            tracing::error!("token counting failed: {e}");
+            Default::default()
+        }
     }
 }
 

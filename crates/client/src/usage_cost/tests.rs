@@ -171,12 +171,46 @@ fn sse_error_mid_stream_flushes_held_unchanged() {
 }
 
 #[test]
+fn a_counted_usage_event_goes_before_done() {
+    let (content, _, done) = stream_events();
+    let mut relay = SseCostRelay::new();
+    let mut out = run(&[content.as_bytes(), done.as_bytes()], &mut relay);
+    let usage = cocoon_proto::Usage {
+        prompt_tokens: 3,
+        completion_tokens: 2,
+        ..Default::default()
+    };
+    let event = crate::usage_cost::usage_event(true, "m", &usage, Some(&cost()));
+    out.extend_from_slice(&relay.finish_with(Some(&cost()), Some(event.clone())));
+    assert_eq!(out, [content.as_bytes(), &event, done.as_bytes()].concat());
+    let json: serde_json::Value = serde_json::from_str(
+        std::str::from_utf8(&event)
+            .unwrap()
+            .trim()
+            .strip_prefix("data: ")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["usage"]["total_tokens"], 5);
+    assert_eq!(json["choices"], serde_json::json!([]));
+    assert!(json["usage"]["total_cost"].as_u64().is_some());
+    // With the engine's own usage event in the stream, the counted one is not added.
+    let (_, engine_usage, _) = stream_events();
+    let mut relay = SseCostRelay::new();
+    let mut out = run(&[engine_usage.as_bytes(), done.as_bytes()], &mut relay);
+    out.extend_from_slice(&relay.finish_with(None, Some(event)));
+    assert_eq!(out, format!("{engine_usage}{done}").as_bytes());
+}
+
+#[test]
 fn sse_without_usage_or_cost_passes_through() {
     let (content, usage, done) = stream_events();
     let mut relay = SseCostRelay::new();
-    let out = run(&[content.as_bytes(), done.as_bytes()], &mut relay);
+    let mut out = run(&[content.as_bytes(), done.as_bytes()], &mut relay);
+    // Content passes at once; `[DONE]` waits for the end (a usage event may go before it).
+    assert_eq!(out, content.as_bytes());
+    out.extend_from_slice(&relay.finish(Some(&cost())));
     assert_eq!(out, format!("{content}{done}").as_bytes());
-    assert!(relay.finish(Some(&cost())).is_empty());
 
     let mut relay = SseCostRelay::new();
     let mut out = run(&[usage.as_bytes(), done.as_bytes()], &mut relay);

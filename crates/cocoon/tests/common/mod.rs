@@ -149,6 +149,7 @@ pub async fn extra_worker_config(
         reconnect_interval: Duration::from_millis(100),
         timing: cocoon_net::LinkTiming::default(),
         engine: std::sync::Arc::new(http),
+        token_counter: None,
         chain: net.devnet.chain.clone(),
     };
     (config, engine)

@@ -160,3 +160,33 @@ fn mutated_valid_input_never_panics() {
         let _ = scan(false, &[&input[..split], &input[split..]]);
     }
 }
+
+#[test]
+fn collects_answer_text_from_streams_and_bodies() {
+    let mut s = UsageScanner::with_text(true);
+    s.feed(b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Par\"}}]}\n\ndata: {\"choi");
+    s.feed(b"ces\":[{\"delta\":{\"content\":\"is.\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+    assert_eq!(s.finish_with_text(), (None, "Paris.".to_string()));
+    let mut s = UsageScanner::with_text(false);
+    s.feed(br#"{"choices":[{"message":{"role":"assistant","content":"Hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#);
+    let (usage, text) = s.finish_with_text();
+    assert_eq!(text, "Hi");
+    assert_eq!(usage.unwrap().completion_tokens, 1);
+    let mut s = UsageScanner::with_text(true);
+    s.feed(b"data: {\"choices\":[{\"text\":\"abc\",\"index\":0}]}\n\n");
+    assert_eq!(s.finish_with_text().1, "abc");
+    // Without with_text nothing is collected.
+    let mut s = UsageScanner::new(true);
+    s.feed(b"data: {\"choices\":[{\"text\":\"abc\",\"index\":0}]}\n\n");
+    assert_eq!(s.finish_with_text().1, "");
+}
+
+#[test]
+fn sees_the_closing_done_line() {
+    let mut s = UsageScanner::new(true);
+    s.feed(b"data: {\"choices\":[]}\r\n\r\n");
+    assert!(!s.saw_done());
+    s.feed(b"data: [DO");
+    s.feed(b"NE]\r\n\r\n");
+    assert!(s.saw_done());
+}
