@@ -4,6 +4,7 @@ mod attest_cmd;
 mod chain_cmd;
 mod config;
 mod dev;
+mod engine_bench;
 mod estimate;
 mod model_cmd;
 mod operator;
@@ -115,6 +116,9 @@ enum EngineKind {
     /// The deterministic test engine: an OpenAI-compatible server whose output is a pure
     /// function of the request.
     Test(dev::TestEngineArgs),
+    /// Measure the built-in llama.cpp engine on this machine: load time, prompt and decode
+    /// tokens/s, and aggregate tokens/s with several requests at once.
+    Bench(engine_bench::EngineBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -179,6 +183,9 @@ async fn main() -> Result<()> {
         Command::Engine {
             kind: EngineKind::Test(args),
         } => dev::run_test_engine(args, shutdown).await,
+        Command::Engine {
+            kind: EngineKind::Bench(args),
+        } => engine_bench::run(args).await,
         Command::Proxy(ProxyArgs { cmd: Some(cmd), .. }) => operator::proxy(cmd).await,
         Command::Proxy(ProxyArgs {
             config: Some(path), ..
