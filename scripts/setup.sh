@@ -38,6 +38,23 @@ install_build_tools
 # `setup.sh --build-only` (what dev.sh runs) stops here: the rest is for the tests.
 [ "${1:-}" = "--build-only" ] && exit 0
 
+# Headless Chromium for the dashboard screenshot test (crates/cocoon/tests/dashboard.rs).
+install_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  echo "setup: installing chromium (dashboard test)" >&2
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: please install chromium (no apt-get here)" >&2
+    exit 1
+  fi
+  "${sudo[@]}" apt-get install -y -q chromium >/dev/null 2>&1 || {
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" apt-get install -y -q chromium >/dev/null
+  }
+}
+install_chromium
+
 # The `openai` package from PyPI, pinned with all its dependencies in
 # tests/sdk/requirements.txt, in the project-local .venv-sdk/ (git-ignored); the test
 # crates/cocoon/tests/openai_sdk.rs runs .venv-sdk/bin/python. A copy of the requirements

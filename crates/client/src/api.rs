@@ -35,6 +35,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models).options(preflight))
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
+        .route(
+            "/",
+            get(|| async {
+                cocoon_net::dashboard::page(cocoon_net::dashboard::DashboardRole::Client)
+            }),
+        )
         .route("/metrics", get(metrics))
         .fallback(fallback)
         .layer(axum::middleware::map_response(cors))

@@ -2,6 +2,7 @@
 
 mod attest_cmd;
 mod chain_cmd;
+mod client_cmd;
 mod config;
 mod dev;
 mod engine_bench;
@@ -40,7 +41,7 @@ enum Command {
     /// init|status|enable|disable|set-coefficient|payout`.
     Worker(WorkerArgs),
     /// Run a client (the OpenAI-compatible API for apps) from a TOML config file, or
-    /// `cocoon client estimate …` what a workload costs.
+    /// `cocoon client estimate|status|top-up|withdraw|close`.
     Client(ClientArgs),
     /// Benchmark relay overhead and scale on one proxy; prints a table, JSON or Markdown.
     Bench(Box<cocoon_bench::BenchArgs>),
@@ -88,6 +89,8 @@ enum ClientCmd {
     /// Expected daily cost of a workload at current prices and worker coefficients, and
     /// the stake the client needs.
     Estimate(estimate::EstimateArgs),
+    #[command(flatten)]
+    Operate(client_cmd::ClientOpCmd),
 }
 
 #[derive(clap::Args)]
@@ -208,7 +211,13 @@ async fn main() -> Result<()> {
         Command::Client(ClientArgs {
             config: Some(path), ..
         }) => Ok(cocoon_client::run(config::client(&path)?, shutdown).await?),
-        Command::Client(_) => anyhow::bail!("give --config FILE (or a subcommand: estimate)"),
+        Command::Client(ClientArgs {
+            cmd: Some(ClientCmd::Operate(cmd)),
+            ..
+        }) => client_cmd::run(cmd).await,
+        Command::Client(_) => anyhow::bail!(
+            "give --config FILE (or a subcommand: estimate, status, top-up, withdraw, close)"
+        ),
         Command::Bench(args) => cocoon_bench::run(*args, shutdown).await,
         Command::Attest { cmd } => attest_cmd::run(cmd),
         Command::Model { cmd } => tokio::task::spawn_blocking(move || model_cmd::run(cmd)).await?,

@@ -102,10 +102,10 @@ impl NodeUrl for ProxyUrl {
 #[derive(Args)]
 pub struct StatusArgs<U: NodeUrl> {
     #[command(flatten)]
-    node: U,
+    pub(crate) node: U,
     /// Print the node's raw /jsonstats instead.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]
@@ -285,7 +285,7 @@ fn unreachable<U: NodeUrl>(node: &U, e: &reqwest::Error) -> anyhow::Error {
     }
 }
 
-async fn get_stats<U: NodeUrl>(node: &U) -> Result<Value> {
+pub(crate) async fn get_stats<U: NodeUrl>(node: &U) -> Result<Value> {
     let url = format!("{}/jsonstats", base(node.url()));
     let response = http()?
         .get(&url)

@@ -413,7 +413,7 @@ async fn unknown_endpoint_is_404_json_and_preflight_is_answered() {
     for (method, path) in [
         (reqwest::Method::GET, "/v1/nope"),
         (reqwest::Method::POST, "/v1/nope"),
-        (reqwest::Method::GET, "/"),
+        (reqwest::Method::GET, "/v2/models"),
     ] {
         let res = net
             .http
@@ -425,6 +425,13 @@ async fn unknown_endpoint_is_404_json_and_preflight_is_answered() {
         assert_eq!(res.headers()["access-control-allow-origin"], "*");
         assert_openai_error(&json_of(res).await, "not_found");
     }
+    // `/` is the dashboard page.
+    let res = net.http.get(net.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let res = preflight(&net, "/v1/nope").await;
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(res.headers()["access-control-allow-origin"], "*");

@@ -331,6 +331,13 @@ async fn cli_status_disable_enable_and_init() {
             .expect("--json prints JSON");
     assert_eq!(raw["role"], "worker");
 
+    // The client's view: requests, spend, and its contract at the proxy.
+    let client_url = net.url("");
+    let status = cocoon_ok(&["client", "status", "--url", &client_url], &[]).await;
+    for needle in ["client-0", "1 ok", "spent", "balance", "open"] {
+        assert!(status.contains(needle), "{needle:?} in\n{status}");
+    }
+
     // Disable with --token, enable with the environment variable.
     let o = cocoon(&["worker", "disable", "--url", &url], &[]).await;
     assert!(!o.status.success());

@@ -4,6 +4,7 @@
 //! The worker link reverses HTTP/2 roles (the worker dials but serves gRPC), so both
 //! "serve over this stream" and "be a gRPC caller over this stream" live here.
 
+pub mod dashboard;
 mod grpc;
 mod http;
 pub mod metrics;

@@ -14,6 +14,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/jsonstats", get(jsonstats))
+        .route(
+            "/",
+            get(|| async {
+                cocoon_net::dashboard::page(cocoon_net::dashboard::DashboardRole::Proxy)
+            }),
+        )
         .route("/metrics", get(metrics))
         .with_state(shared);
     cocoon_net::serve_http(listener, app, shutdown, "proxy stats").await;

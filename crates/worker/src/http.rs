@@ -21,6 +21,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/jsonstats", get(jsonstats))
+        .route(
+            "/",
+            get(|| async {
+                cocoon_net::dashboard::page(cocoon_net::dashboard::DashboardRole::Worker)
+            }),
+        )
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
         .with_state(shared);
