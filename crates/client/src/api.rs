@@ -98,6 +98,7 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
         "role": "client",
         "name": shared.config.name,
         "proxies": shared.links.endpoints(),
+        "proxy_links": shared.links.health(),
         "stats": {
             "requests": s.requests.load(Ordering::Relaxed),
             "succeeded": s.succeeded.load(Ordering::Relaxed),
@@ -373,7 +374,7 @@ async fn run(
                 if let Some(with_cost) = end.cost.and_then(|c| inject_json(&collected, &c)) {
                     collected = with_cost;
                 }
-                shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                shared.record_success(&served_model, end.cost.map_or(0, |c| c.total_cost));
                 if let Some(k) = &key {
                     k.spend(end.cost.map_or(0, |c| c.total_cost));
                 }
@@ -469,7 +470,7 @@ fn relay_stream(
                     if !rest.is_empty() {
                         yield Ok(rest);
                     }
-                    shared.record_success(end.cost.map_or(0, |c| c.total_cost));
+                    shared.record_success(&model, end.cost.map_or(0, |c| c.total_cost));
                     if let Some(k) = &key {
                         k.spend(end.cost.map_or(0, |c| c.total_cost));
                     }

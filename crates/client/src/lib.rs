@@ -82,10 +82,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn record_success(&self, cost: u64) {
+    fn record_success(&self, model: &str, cost: u64) {
         self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
         self.stats.total_cost.fetch_add(cost, Ordering::Relaxed);
-        self.metrics.add_money(cost);
+        self.metrics
+            .add_money_for(cocoon_net::metrics::intern(model), cost);
     }
 }
 

@@ -77,6 +77,24 @@ impl Links {
         self.ready.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Each ready link's health: latency (decaying average, ms) and failed requests.
+    pub fn health(&self) -> Vec<serde_json::Value> {
+        self.ready
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|l| {
+                let us = l.latency_us.load(Ordering::Relaxed);
+                serde_json::json!({
+                    "endpoint": l.endpoint,
+                    "latency_ms": (us > 0).then(|| us as f64 / 1000.0),
+                    "failures": l.failures.load(Ordering::Relaxed),
+                    "paid": l.paid.is_some(),
+                })
+            })
+            .collect()
+    }
+
     pub fn endpoints(&self) -> Vec<String> {
         self.ready
             .read()

@@ -100,7 +100,11 @@ async fn every_node_serves_a_dashboard_that_renders_its_state() {
     }
 
     for (url, name, expect) in [
-        (&client, "client", vec!["Proxies", "succeeded", "TON"]),
+        (
+            &client,
+            "client",
+            vec!["Proxies", "succeeded", "TON", "healthy", "test-model"],
+        ),
         (
             &proxy,
             "proxy",

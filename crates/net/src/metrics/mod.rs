@@ -195,6 +195,8 @@ type PickHistogram = fn(&ModelStats) -> &Histogram;
 #[derive(Debug)]
 struct ModelStats {
     outcomes: [AtomicU64; 3],
+    /// nanoTON spent (client) or earned (proxy, worker) on this model.
+    money: AtomicU64,
     tokens: [AtomicU64; 4],
     ttft: Histogram,
     duration: Histogram,
@@ -205,6 +207,7 @@ impl ModelStats {
     fn new() -> Self {
         ModelStats {
             outcomes: Default::default(),
+            money: AtomicU64::new(0),
             tokens: Default::default(),
             ttft: Histogram::new(TTFT_BOUNDS),
             duration: Histogram::new(DURATION_BOUNDS),
@@ -274,6 +277,30 @@ impl NodeMetrics {
     /// worker's fee).
     pub fn add_money(&self, nanoton: u64) {
         self.add_money_at(nanoton, Instant::now());
+    }
+
+    /// [`add_money`](Self::add_money), also counted for `model` (dashboards show spend
+    /// per model).
+    pub fn add_money_for(&self, model: ModelId, nanoton: u64) {
+        if let Some(m) = self.models.get(model.index()) {
+            m.money.fetch_add(nanoton, Relaxed);
+        }
+        self.add_money(nanoton);
+    }
+
+    /// Money per model label, for models with any.
+    pub fn money_by_model(&self) -> Map<String, Value> {
+        self.models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.money.load(Relaxed) > 0)
+            .map(|(i, m)| {
+                (
+                    ModelId::from_index(i).label().to_string(),
+                    json!(m.money.load(Relaxed)),
+                )
+            })
+            .collect()
     }
 
     pub fn add_money_at(&self, nanoton: u64, now: Instant) {
@@ -430,6 +457,7 @@ impl NodeMetrics {
             "tokens": tokens,
             "errors": errors,
             self.role.money(): self.money(),
+            "by_model": {self.role.money(): self.money_by_model()},
             "active_requests": self.active(),
         })
     }
