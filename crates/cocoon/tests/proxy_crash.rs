@@ -156,6 +156,9 @@ struct Net {
     dir: PathBuf,
     state_dir: PathBuf,
     chain: Arc<LocalChain>,
+    /// Where the chain is served over HTTP, and the switch of that server (outage tests).
+    chain_addr: std::net::SocketAddr,
+    chain_server: Mutex<CancellationToken>,
     proxy: Proc,
     worker: Proc,
     client: cocoon_client::RunningClient,
@@ -218,13 +221,10 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
             .unwrap();
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let chain_url = format!("http://{}", listener.local_addr().unwrap());
-    let stop = shutdown.clone();
-    tokio::spawn(cocoon_chain::http::serve(
-        chain.clone(),
-        listener,
-        async move { stop.cancelled().await },
-    ));
+    let chain_addr = listener.local_addr().unwrap();
+    let chain_url = format!("http://{chain_addr}");
+    let chain_server = shutdown.child_token();
+    serve_chain(chain.clone(), listener, chain_server.clone());
 
     let state_dir = dir.join("proxy-state");
     std::fs::write(
@@ -290,6 +290,8 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
         dir,
         state_dir,
         chain,
+        chain_addr,
+        chain_server: Mutex::new(chain_server),
         proxy,
         worker,
         client,
@@ -300,6 +302,38 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
 }
 
 /// The shape of load request `i`: requests of one shape cost the same.
+/// Serves `chain` over HTTP on `listener` until `stop`.
+fn serve_chain(chain: Arc<LocalChain>, listener: tokio::net::TcpListener, stop: CancellationToken) {
+    tokio::spawn(cocoon_chain::http::serve(chain, listener, async move {
+        stop.cancelled().await
+    }));
+}
+
+impl Net {
+    /// The chain service goes away: its port refuses connections.
+    fn stop_chain(&self) {
+        self.chain_server.lock().unwrap().cancel();
+    }
+
+    /// The chain service comes back on the same port, with the same state.
+    async fn restart_chain(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.chain_addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("chain port not free yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot serve the chain again on {}: {e}", self.chain_addr),
+            }
+        };
+        let token = self.shutdown.child_token();
+        *self.chain_server.lock().unwrap() = token.clone();
+        serve_chain(self.chain.clone(), listener, token);
+    }
+}
+
 const SHAPES: usize = 6;
 
 fn request_body(shape: usize) -> (bool, Value) {
@@ -654,6 +688,73 @@ impl AsyncCheck for Quiescent {
             && p["anchored_seqno"].as_u64() == Some(db)
             && net.world().proxies.values().any(|c| c.anchor_seqno == db)
     }
+}
+
+/// The chain service stops for a while (default a minute; `CHAIN_OUTAGE_SECS` overrides)
+/// under load: the proxy and the worker (child processes that reach the chain by URL) lose
+/// it, serving goes on within the client's credit, and once it is back settlement catches
+/// up — the client is charged and the worker paid exactly what was served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_outage_does_not_stop_serving_and_settlement_catches_up() {
+    let outage = Duration::from_secs(
+        std::env::var("CHAIN_OUTAGE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    );
+    let net = start("chain-outage", FAST).await;
+    let load = Load::start(&net);
+    net.until(
+        "usage charged on chain",
+        Duration::from_secs(20),
+        OnChain(|w: &World| sample(w).tokens_charged > 0),
+    )
+    .await;
+    let before = sample(&net.world());
+
+    net.stop_chain();
+    let down = Instant::now();
+    tokio::time::sleep(outage).await;
+    // Nothing settled while the chain was away, but requests kept being served.
+    let during = sample(&net.world());
+    let served_during = load.successes_started_after(down + Duration::from_secs(1));
+    assert!(
+        served_during >= 10,
+        "serving continued through the outage: {served_during} requests"
+    );
+    // The outage was real: the proxy's chain calls failed.
+    let stats = net.proxy_stats().await.expect("proxy stats");
+    assert!(
+        stats["payments"]["chain_errors"].as_u64().unwrap_or(0) > 0,
+        "the proxy saw the chain fail: {}",
+        stats["payments"]
+    );
+    net.restart_chain().await;
+    let outcomes = load.finish().await;
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "no request failed because the chain was away: {} of {}, first {:?}",
+        failed.len(),
+        outcomes.len(),
+        failed.first()
+    );
+    net.until("settlement caught up", Duration::from_secs(60), Settled)
+        .await;
+    let after = sample(&net.world());
+    assert!(
+        after.tokens_charged > during.tokens_charged.max(before.tokens_charged),
+        "usage served during the outage was charged afterwards: {before:?} {during:?} {after:?}"
+    );
+    assert_eq!(after.tokens_paid, after.tokens_charged);
+    eprintln!(
+        "outage {:?}: {} requests served during it, {} in all; charged tokens {} before, {} after",
+        outage,
+        served_during,
+        outcomes.len(),
+        before.tokens_charged,
+        after.tokens_charged
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
