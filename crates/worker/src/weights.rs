@@ -1,8 +1,6 @@
 //! Model identity: a worker serves `name@revision:weights_hash` only when its weights file
 //! really hashes to `weights_hash` (DESIGN §5), so a worker cannot pass off other weights.
 
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Files this large report hashing progress in the log.
@@ -59,27 +57,12 @@ pub fn hash_file(path: &Path) -> Result<String, WeightsError> {
 /// (for the operator CLI's progress line).
 pub fn hash_file_with_progress(
     path: &Path,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<String, WeightsError> {
-    let err = |source| WeightsError::Read {
+    cocoon_engine::sha256_file(path, progress).map_err(|source| WeightsError::Read {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(err)?;
-    let total = file.metadata().map_err(err)?.len();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        progress(done, total);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    })
 }
 
 /// Checks `path` against the hash in `model_id`; returns the hash on success.
@@ -100,6 +83,7 @@ pub fn verify(model_id: &str, path: &Path) -> Result<String, WeightsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn temp_file(bytes: &[u8]) -> PathBuf {
         let path = std::env::temp_dir().join(format!(
