@@ -3,6 +3,7 @@
 use crate::errors::ApiError;
 use crate::keys::KeyState;
 use crate::links::ProxyLink;
+use cocoon_net::inflight::Admitted;
 
 /// Proxies one request may be tried on when they are down before accepting it.
 const MAX_PROXY_TRIES: usize = 3;
@@ -19,6 +20,7 @@ use cocoon_net::metrics::{self, Encoder, Kind, ModelId};
 use cocoon_proto::{
     answer::Part, Answer, AnswerError, ClientRunRequest, ModelsRequest, MAX_BODY_BYTES,
 };
+use futures::StreamExt;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -104,6 +106,7 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "succeeded": s.succeeded.load(Ordering::Relaxed),
             "failed": s.failed.load(Ordering::Relaxed),
             "total_cost": s.total_cost.load(Ordering::Relaxed),
+            "in_flight": shared.inflight.requests(crate::MAX_IN_FLIGHT),
             "proxy_refusals": s.proxy_refusals.load(Ordering::Relaxed),
             "top_ups": payments.iter().map(|p| p.top_ups).sum::<u64>(),
             "self_charges": payments.iter().map(|p| p.self_charges).sum::<u64>(),
@@ -226,11 +229,26 @@ async fn inference(shared: Arc<Shared>, path: &'static str, request: Request) ->
     let id = request_id(request.headers());
     // Finished by `run` on success (or handed to the stream); here on failure.
     let mut metered = Some(shared.metrics.start(ModelId::OTHER, false));
+    // The body's share of the in-flight budget, before it is read (a body longer than it
+    // said is cut off by the read limit below).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .map_or(MAX_BODY_BYTES, |n| n.min(MAX_BODY_BYTES));
     let result = match shared
         .keys
         .admit(request.headers(), std::time::Instant::now())
-    {
-        Ok(key) => run(&shared, path, request, &mut metered, key).await,
+        .and_then(|key| {
+            let admitted = shared
+                .inflight
+                .admit(declared)
+                .map_err(|busy| ApiError::rate_limited(busy.to_string(), 1))?;
+            Ok((key, admitted))
+        }) {
+        Ok((key, admitted)) => run(&shared, path, request, &mut metered, key, declared)
+            .await
+            .map(|response| hold_until_sent(response, admitted)),
         Err(e) => Err(e),
     };
     if let Err(e) = &result {
@@ -244,18 +262,31 @@ async fn inference(shared: Arc<Shared>, path: &'static str, request: Request) ->
     response
 }
 
+/// Keeps a request's in-flight admission until its answer has gone to the app (or the app
+/// went away and the body was dropped).
+fn hold_until_sent(response: Response, admitted: Admitted) -> Response {
+    response.map(|body| {
+        let stream = body.into_data_stream().map(move |chunk| {
+            let _held = &admitted;
+            chunk
+        });
+        Body::from_stream(stream)
+    })
+}
+
 async fn run(
     shared: &Arc<Shared>,
     path: &'static str,
     request: Request,
     metered: &mut Option<metrics::Request>,
     key: Option<Arc<KeyState>>,
+    declared: usize,
 ) -> Result<Response, ApiError> {
-    let raw = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+    let raw = axum::body::to_bytes(request.into_body(), declared)
         .await
         .map_err(|_| {
             ApiError::bad_request(format!(
-                "request body is larger than the {MAX_BODY_BYTES}-byte limit or could not be read"
+                "request body is larger than the {MAX_BODY_BYTES}-byte limit (or its Content-Length) or could not be read"
             ))
         })?;
     let parsed = parse(&raw, &shared.config.defaults).map_err(ApiError::bad_request)?;

@@ -70,6 +70,12 @@ pub struct ClientStats {
     pub proxy_refusals: AtomicU64,
 }
 
+/// Requests a client holds at once (each an HTTP exchange with an app and a stream on a
+/// proxy link); past it apps get 429 with `Retry-After`.
+pub const MAX_IN_FLIGHT: usize = 8192;
+/// Bytes of request bodies a client holds at once: 64 of the largest bodies, or many small.
+pub const MAX_IN_FLIGHT_BODY_BYTES: usize = 1 << 30;
+
 pub(crate) struct Shared {
     pub config: Arc<ClientConfig>,
     pub links: Arc<links::Links>,
@@ -79,6 +85,8 @@ pub(crate) struct Shared {
     /// Request metrics (`/metrics`, `rates` in `/jsonstats`).
     pub metrics: Arc<NodeMetrics>,
     pub keys: keys::KeyRing,
+    /// Load shedding at the app's edge: past it, 429 with `Retry-After`.
+    pub inflight: cocoon_net::inflight::InFlight,
 }
 
 impl Shared {
@@ -149,6 +157,7 @@ pub async fn start(
         books: Default::default(),
         metrics: NodeMetrics::new(MetricsRole::Client),
         keys: keys::KeyRing::new(&config.api_keys),
+        inflight: cocoon_net::inflight::InFlight::new(MAX_IN_FLIGHT, MAX_IN_FLIGHT_BODY_BYTES),
     });
     let mut tasks = tokio::task::JoinSet::new();
     // Certificates live one day; renew them in place so links never drop.

@@ -1,4 +1,5 @@
-//! Crash tests of the proxy's money (DESIGN §6, rollback resistance) with real processes.
+//! Crash, outage and load tests with real processes: the proxy's money (DESIGN §6, rollback
+//! resistance), worker failover mid-answer, and 2,000 concurrent streams (issue 6).
 //!
 //! The chain is a `LocalChain` in this process, served over HTTP; the proxy and a worker run
 //! as `cocoon proxy|worker --config` child processes that reach it by `chain_url`; engine and
@@ -12,6 +13,13 @@
 //! - `an_old_copy_of_the_proxy_db_is_refused_at_start`: a copy of the state directory taken
 //!   at an earlier anchor is put back after a SIGKILL; `cocoon proxy` refuses to start on it
 //!   ("rolled back") and serves nothing, while the latest state starts and serves again.
+//! - `a_worker_killed_mid_stream_is_replaced_without_the_app_noticing`: with two worker
+//!   processes, the one streaming an answer is SIGKILLed half way; the proxy continues the
+//!   answer on the other from what the app has, the app's stream is the uninterrupted answer,
+//!   and each worker is paid for what it delivered.
+//! - `two_thousand_concurrent_streams_through_one_proxy`: 2,000 streaming requests at once
+//!   through one proxy process (two worker processes); every one completes, the books agree
+//!   with the chain afterwards, and the proxy's peak resident memory is reported.
 
 mod common;
 
@@ -161,6 +169,8 @@ struct Net {
     chain_server: Mutex<CancellationToken>,
     proxy: Proc,
     worker: Proc,
+    /// More workers (`start_with`), each with its `/jsonstats` URL.
+    more_workers: Vec<(Proc, String)>,
     client: cocoon_client::RunningClient,
     client_url: String,
     proxy_stats_url: String,
@@ -174,8 +184,12 @@ impl Drop for Net {
         self.shutdown.cancel();
         self.proxy.kill();
         self.worker.kill();
+        for (w, _) in &mut self.more_workers {
+            w.kill();
+        }
         if std::thread::panicking() {
-            for p in [&self.proxy.log, &self.worker.log] {
+            let more = self.more_workers.iter().map(|(w, _)| &w.log);
+            for p in [&self.proxy.log, &self.worker.log].into_iter().chain(more) {
                 eprintln!("===== {} =====\n{}", p.display(), tail(p, 6000));
             }
         }
@@ -184,6 +198,25 @@ impl Drop for Net {
 }
 
 async fn start(tag: &str, cadence: Cadence) -> Net {
+    let engine = TestEngineConfig {
+        models: vec![MODEL.into()],
+        chunks: 6,
+        chunk_size: 4,
+        chunk_delay: Duration::from_millis(10),
+    };
+    start_with(tag, cadence, 1, engine, "").await
+}
+
+/// `workers` worker processes (owners `crash-worker-owner`, `…-1`, …) on one test engine;
+/// `worker_toml` is added to each worker's config.
+async fn start_with(
+    tag: &str,
+    cadence: Cadence,
+    workers: usize,
+    engine: TestEngineConfig,
+    worker_toml: &str,
+) -> Net {
+    let extra_worker_toml = worker_toml;
     common::init_tracing();
     let dir = std::env::temp_dir().join(format!(
         "cocoon-{tag}-{}-{}",
@@ -192,16 +225,7 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let shutdown = CancellationToken::new();
-    let (_engine, engine_url) = common::spawn_test_engine(
-        TestEngineConfig {
-            models: vec![MODEL.into()],
-            chunks: 6,
-            chunk_size: 4,
-            chunk_delay: Duration::from_millis(10),
-        },
-        &shutdown,
-    )
-    .await;
+    let (_engine, engine_url) = common::spawn_test_engine(engine, &shutdown).await;
 
     let (client_port, worker_port, http_port) = (free_port(), free_port(), free_port());
     let worker_http_port = free_port();
@@ -240,24 +264,42 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("worker.toml"),
-        format!(
-            "name = \"worker-0\"\nowner_address = \"{WORKER_OWNER}\"\nchain_url = \"{chain_url}\"\n\
-             model_id = \"{MODEL_ID}\"\nengine_url = \"{engine_url}\"\n\
-             http_listen = \"127.0.0.1:{worker_http_port}\"\nproxies = [\"127.0.0.1:{worker_port}\"]\n"
-        ),
-    )
-    .unwrap();
+    let worker_toml = |i: usize, http_port: u16| {
+        let (name, owner) = match i {
+            0 => ("worker.toml".to_string(), WORKER_OWNER.to_string()),
+            i => (format!("worker-{i}.toml"), format!("{WORKER_OWNER}-{i}")),
+        };
+        std::fs::write(
+            dir.join(&name),
+            format!(
+                "name = \"worker-{i}\"\nowner_address = \"{owner}\"\nchain_url = \"{chain_url}\"\n\
+                 model_id = \"{MODEL_ID}\"\nengine_url = \"{engine_url}\"\n\
+                 http_listen = \"127.0.0.1:{http_port}\"\nproxies = [\"127.0.0.1:{worker_port}\"]\n\
+                 {extra_worker_toml}"
+            ),
+        )
+        .unwrap();
+        dir.join(name).to_str().unwrap().to_string()
+    };
     let config = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let proxy = Proc::spawn(
         &["proxy", "--config", &config("proxy.toml")],
         &dir.join("proxy.log"),
     );
     let worker = Proc::spawn(
-        &["worker", "--config", &config("worker.toml")],
+        &["worker", "--config", &worker_toml(0, worker_http_port)],
         &dir.join("worker.log"),
     );
+    let more_workers = (1..workers)
+        .map(|i| {
+            let port = free_port();
+            let proc = Proc::spawn(
+                &["worker", "--config", &worker_toml(i, port)],
+                &dir.join(format!("worker-{i}.log")),
+            );
+            (proc, format!("http://127.0.0.1:{port}/jsonstats"))
+        })
+        .collect();
     let mut payments = cocoon_client::ClientPayments::with_deposit(10 * TON);
     payments.poll = Duration::from_millis(100);
     let client = cocoon_client::start(
@@ -294,6 +336,7 @@ async fn start(tag: &str, cadence: Cadence) -> Net {
         chain_server: Mutex::new(chain_server),
         proxy,
         worker,
+        more_workers,
         client,
         shutdown,
     };
@@ -1041,5 +1084,340 @@ async fn an_old_copy_of_the_proxy_db_is_refused_at_start() {
          total {:?}",
         at_kill.anchor_seqno,
         t0.elapsed()
+    );
+}
+
+/// Both workers are connected to the proxy and enabled.
+struct WorkersEnabled(usize);
+
+impl AsyncCheck for WorkersEnabled {
+    async fn check(&mut self, net: &Net) -> bool {
+        net.proxy_stats().await.is_some_and(|s| {
+            s["workers"]
+                .as_array()
+                .is_some_and(|w| w.iter().filter(|w| w["enabled"] == true).count() == self.0)
+        })
+    }
+}
+
+/// Adjusted tokens the proxy owes each worker owner (its in-memory counter).
+async fn earned_by_owner(net: &Net) -> HashMap<String, u64> {
+    let stats = net.proxy_stats().await.expect("proxy stats");
+    stats["payments"]["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["owner"].as_str().unwrap().to_string(),
+                w["counters"]["in_memory"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// DESIGN §4 failure paths, issue 6: a worker SIGKILLed while it streams an answer. The proxy
+/// continues the answer on the other worker from what the app has; the app's stream is the
+/// uninterrupted answer, byte for byte in its text, with one usage event; the killed worker
+/// is paid for the tokens it delivered, the other for the rest (its prompt included), and
+/// the client is charged exactly the sum. Reports the stall the app saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_stream_is_replaced_without_the_app_noticing() {
+    const CHUNKS: u64 = 40;
+    let engine = TestEngineConfig {
+        models: vec![MODEL.into()],
+        chunks: CHUNKS as u32,
+        chunk_size: 4,
+        chunk_delay: Duration::from_millis(50),
+    };
+    let mut net = start_with("worker-kill", FAST, 2, engine.clone(), "").await;
+    net.until(
+        "both workers serve",
+        Duration::from_secs(30),
+        WorkersEnabled(2),
+    )
+    .await;
+    let messages = json!([{"role": "user", "content": "tell me a long story"}]);
+    // The uninterrupted answer, from an engine of the same kind that nobody kills.
+    let (_reference, reference_url) = common::spawn_test_engine(engine, &net.shutdown).await;
+    let whole: Value = net
+        .http
+        .post(format!("{reference_url}/chat/completions"))
+        .json(&json!({"model": MODEL, "messages": messages}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expected = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    net.until("earlier requests settled", Duration::from_secs(30), Settled)
+        .await;
+    let before = earned_by_owner(&net).await;
+
+    let res = net
+        .http
+        .post(&net.client_url)
+        .json(&json!({"model": MODEL, "messages": messages, "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let (mut pending, mut text, mut usage) = (String::new(), String::new(), Value::Null);
+    let (mut arrivals, mut done, mut killed) = (Vec::new(), false, None);
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        pending
+            .push_str(std::str::from_utf8(&chunk.expect("the app's stream never breaks")).unwrap());
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let data = event.trim().strip_prefix("data:").unwrap().trim();
+            if data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"));
+            assert!(v["error"].is_null(), "no error event: {v}");
+            if let Some(piece) = v["choices"][0]["delta"]["content"]
+                .as_str()
+                .filter(|p| !p.is_empty())
+            {
+                text.push_str(piece);
+                arrivals.push(Instant::now());
+            }
+            if v["usage"].is_object() {
+                assert!(usage.is_null(), "one usage event");
+                usage = v["usage"].clone();
+            }
+        }
+        if arrivals.len() == 10 && killed.is_none() {
+            // Kill whichever worker is streaming this answer.
+            let mut urls = vec![(0, net.worker_stats_url.clone())];
+            urls.extend(
+                net.more_workers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, u))| (i + 1, u.clone())),
+            );
+            let mut busy = None;
+            for (i, url) in urls {
+                if net
+                    .json(&url)
+                    .await
+                    .is_some_and(|s| s["active_requests"].as_u64() > Some(0))
+                {
+                    busy = Some(i);
+                }
+            }
+            let i = busy.expect("one worker is streaming the answer");
+            match i {
+                0 => net.worker.kill(),
+                i => net.more_workers[i - 1].0.kill(),
+            }
+            killed = Some(i);
+        }
+    }
+    assert!(done, "the stream ended with [DONE]");
+    assert!(killed.is_some());
+    assert_eq!(text, expected, "the app got the uninterrupted answer");
+    assert_eq!(usage["completion_tokens"], CHUNKS, "{usage}");
+    let stats = net.proxy_stats().await.unwrap();
+    assert_eq!(stats["stats"]["failovers"], 1, "{}", stats["stats"]);
+    let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+
+    // Billing: each worker for what it delivered; the client for both.
+    net.until(
+        "failed-over answer settled",
+        Duration::from_secs(30),
+        Settled,
+    )
+    .await;
+    let after = earned_by_owner(&net).await;
+    let owner = |i: usize| match i {
+        0 => Address::wallet(WORKER_OWNER).to_hex(),
+        i => Address::wallet(&format!("{WORKER_OWNER}-{i}")).to_hex(),
+    };
+    let dead = owner(killed.unwrap());
+    let alive = owner(1 - killed.unwrap());
+    let earned = |o: &str| after.get(o).copied().unwrap_or(0) - before.get(o).copied().unwrap_or(0);
+    let params = net.chain.registry().params.clone();
+    let adjusted = |prompt, cached, completion, reasoning| {
+        let counts = cocoon_chain::ledger::TokenCounts {
+            prompt,
+            cached,
+            completion,
+            reasoning,
+        };
+        params.charge(counts, 1000).adjusted_tokens()
+    };
+    // The killed worker reported nothing: it is paid for the content events it delivered.
+    let delivered = (1..CHUNKS)
+        .find(|k| adjusted(0, 0, *k, 0) == earned(&dead))
+        .unwrap_or_else(|| {
+            panic!(
+                "the killed worker earned {} for whole tokens",
+                earned(&dead)
+            )
+        });
+    assert!(
+        delivered >= 10,
+        "it delivered at least what the app saw before the kill"
+    );
+    let u = |k: &str| usage[k].as_u64().unwrap();
+    let reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    let cached = usage["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(
+        earned(&alive),
+        adjusted(u("prompt_tokens"), cached, CHUNKS - delivered, reasoning),
+        "the other worker is paid for its own usage: {usage}"
+    );
+    assert_eq!(
+        u("total_cost"),
+        (earned(&dead) + earned(&alive)) * params.price_per_token,
+        "the app's cost is what both workers were paid"
+    );
+    eprintln!(
+        "failover: worker {} killed after {} of {CHUNKS} tokens reached the app ({} delivered); \
+         longest stall the app saw {} ms (tokens every 50 ms otherwise)",
+        killed.unwrap(),
+        10,
+        delivered,
+        gap.as_millis()
+    );
+}
+
+/// A process's resident memory now and at its peak (VmRSS, VmHWM), in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Issue 6 load: 2,000 streaming requests at once (`LOAD_STREAMS` overrides) through one
+/// proxy process to two worker processes; every answer arrives whole, and the proxy's peak
+/// resident memory is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_concurrent_streams_through_one_proxy() {
+    let streams: usize = std::env::var("LOAD_STREAMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    const CHUNKS: u32 = 10;
+    // Long enough answers (10 s) that every request is in flight at once.
+    let engine = TestEngineConfig {
+        models: vec![MODEL.into()],
+        chunks: CHUNKS,
+        chunk_size: 4,
+        chunk_delay: Duration::from_secs(1),
+    };
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files"));
+    eprintln!("{}", open_files.unwrap_or("open files limit unknown"));
+    let net = start_with(
+        "load",
+        FAST,
+        2,
+        engine,
+        &format!("max_active_requests = {streams}\n"),
+    )
+    .await;
+    net.until(
+        "both workers serve",
+        Duration::from_secs(30),
+        WorkersEnabled(2),
+    )
+    .await;
+    let proxy_pid = net.proxy.child.id();
+    let (idle_rss, _) = rss_kib(proxy_pid);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_max_idle_per_host(streams)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|i| {
+            let (http, url) = (http.clone(), net.client_url.clone());
+            tokio::spawn(async move {
+                let body = json!({"model": MODEL, "stream": true,
+                    "messages": [{"role": "user", "content": format!("load {i}")}]});
+                let res = http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = res.status();
+                let text = res.text().await.map_err(|e| e.to_string())?;
+                let events = common::sse_events(&text);
+                let content: String = events
+                    .iter()
+                    .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+                    .filter_map(|v| {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(String::from)
+                    })
+                    .collect();
+                if status != 200
+                    || events.last().map(String::as_str) != Some("[DONE]")
+                    || content.len() != 4 * CHUNKS as usize
+                {
+                    return Err(format!("{status}: {text}"));
+                }
+                Ok::<_, String>(())
+            })
+        })
+        .collect();
+    // Watch the proxy while the load runs: requests in flight, memory.
+    let (mut peak_in_flight, mut peak_rss) = (0u64, 0u64);
+    while tasks.iter().any(|t| !t.is_finished()) {
+        if let Some(s) = net.proxy_stats().await {
+            peak_in_flight = peak_in_flight.max(s["stats"]["in_flight"].as_u64().unwrap_or(0));
+        }
+        peak_rss = peak_rss.max(rss_kib(proxy_pid).0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {streams} streams failed; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let (_, hwm) = rss_kib(proxy_pid);
+    assert!(
+        peak_in_flight as usize > streams / 2,
+        "the requests really were concurrent: at most {peak_in_flight} in flight"
+    );
+    net.until("load settled", Duration::from_secs(60), Settled)
+        .await;
+    eprintln!(
+        "load: {streams} concurrent streams of {CHUNKS} tokens (1 token/s) all completed in {:.1} s; \
+         at most {peak_in_flight} in flight at the proxy; proxy RSS {:.1} MiB idle, peak {:.1} MiB \
+         (VmHWM {:.1} MiB)",
+        elapsed.as_secs_f64(),
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
     );
 }

@@ -201,6 +201,25 @@ impl ClientAccount {
         })
     }
 
+    /// Bills part of a request that goes on (a worker failed mid-answer and another one
+    /// continues it): `actual` adjusted tokens, at most what is still reserved, come out of the
+    /// reservation, which stays open for the rest.
+    pub fn settle_part(&mut self, id: ReservationId, actual: u64) -> Result<Settlement> {
+        let reserved = *self
+            .reservations
+            .get(&id)
+            .ok_or(LedgerError::UnknownReservation(id.0))?;
+        let billed = actual.min(reserved);
+        self.used.add(billed)?;
+        self.reservations.insert(id, reserved - billed);
+        // `billed` ≤ this reservation ≤ `reserved` in total.
+        self.reserved -= billed;
+        Ok(Settlement {
+            billed,
+            unbilled: actual - billed,
+        })
+    }
+
     /// Frees the reservation of a request that used nothing (failed before answering).
     pub fn release(&mut self, id: ReservationId) -> Result<u64> {
         self.take(id)

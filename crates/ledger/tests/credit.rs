@@ -54,6 +54,36 @@ fn settle_never_bills_above_the_reservation() {
 }
 
 #[test]
+fn partial_settlements_bill_at_most_the_reservation_in_total() {
+    let mut a = account(100_000, 100_000);
+    let r = a.reserve(50).unwrap();
+    // A first worker delivered 20 tokens, then failed; a second continues.
+    assert_eq!(a.settle_part(r, 20).unwrap().billed, 20);
+    assert_eq!(
+        (a.reserved(), a.used().in_memory(), a.in_flight()),
+        (30, 20, 1)
+    );
+    // A second failure reports more than is left: capped.
+    assert_eq!(
+        a.settle_part(r, 45).unwrap(),
+        Settlement {
+            billed: 30,
+            unbilled: 15
+        }
+    );
+    // The last worker's usage finds nothing left to bill.
+    assert_eq!(a.settle(r, 7).unwrap().billed, 0);
+    assert_eq!(
+        (a.reserved(), a.used().in_memory(), a.in_flight()),
+        (0, 50, 0)
+    );
+    assert_eq!(
+        a.settle_part(r, 1).unwrap_err(),
+        LedgerError::UnknownReservation(r.0)
+    );
+}
+
+#[test]
 fn release_frees_and_unknown_reservation_refused() {
     let mut a = account(100_000, 100_000);
     let r = a.reserve(50).unwrap();

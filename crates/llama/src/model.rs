@@ -132,6 +132,10 @@ impl Model {
     pub fn prompt_text(&self, input: &PromptInput) -> Result<String, TemplateError> {
         match input {
             PromptInput::Chat(messages) => self.template.render(messages),
+            PromptInput::ChatContinued { messages, partial } => self
+                .template
+                .render(messages)
+                .map(|prompt| prompt + partial),
             PromptInput::Text(text) => Ok(text.clone()),
         }
     }

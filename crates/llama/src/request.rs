@@ -41,6 +41,12 @@ pub struct ChatMessage {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PromptInput {
     Chat(Vec<ChatMessage>),
+    /// `continue_final_message` (vLLM's parameter, which the proxy uses to continue an answer
+    /// another worker began): the answer goes on from the final assistant message's text.
+    ChatContinued {
+        messages: Vec<ChatMessage>,
+        partial: String,
+    },
     Text(String),
 }
 
@@ -93,7 +99,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenRequest, BadRequest> 
         Some(_) => return Err(bad("`model` must be a string")),
     };
     let input = match endpoint {
-        Endpoint::Chat => PromptInput::Chat(parse_messages(obj.get("messages"))?),
+        Endpoint::Chat => chat_input(&obj)?,
         Endpoint::Completions => PromptInput::Text(parse_prompt(obj.get("prompt"))?),
     };
     let max_tokens = match (obj.get("max_completion_tokens"), obj.get("max_tokens")) {
@@ -146,9 +152,31 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenRequest, BadRequest> 
 pub fn parse_input(endpoint: Endpoint, body: &[u8]) -> Result<PromptInput, BadRequest> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(bad("body must be a JSON object"));
+    };
     match endpoint {
-        Endpoint::Chat => Ok(PromptInput::Chat(parse_messages(value.get("messages"))?)),
-        Endpoint::Completions => Ok(PromptInput::Text(parse_prompt(value.get("prompt"))?)),
+        Endpoint::Chat => chat_input(&obj),
+        Endpoint::Completions => Ok(PromptInput::Text(parse_prompt(obj.get("prompt"))?)),
+    }
+}
+
+/// The messages of a chat request; with `continue_final_message`, the final assistant
+/// message is the start of the answer rather than a turn to answer.
+fn chat_input(obj: &Map<String, Value>) -> Result<PromptInput, BadRequest> {
+    let mut messages = parse_messages(obj.get("messages"))?;
+    match obj.get("continue_final_message") {
+        None | Some(Value::Null | Value::Bool(false)) => Ok(PromptInput::Chat(messages)),
+        Some(Value::Bool(true)) => match messages.pop() {
+            Some(last) if last.role == "assistant" => Ok(PromptInput::ChatContinued {
+                messages,
+                partial: last.content,
+            }),
+            _ => Err(bad(
+                "`continue_final_message` needs a final message with role \"assistant\"",
+            )),
+        },
+        Some(_) => Err(bad("`continue_final_message` must be a boolean")),
     }
 }
 
@@ -334,6 +362,31 @@ mod tests {
 
     fn chat(body: &str) -> Result<GenRequest, BadRequest> {
         parse(Endpoint::Chat, body.as_bytes())
+    }
+
+    #[test]
+    fn continue_final_message_takes_the_assistant_text_as_the_answer_start() {
+        let r = chat(
+            r#"{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hel"}],
+            "continue_final_message":true,"add_generation_prompt":false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.input,
+            PromptInput::ChatContinued {
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: "hi".into()
+                }],
+                partial: "Hel".into()
+            }
+        );
+        for body in [
+            r#"{"messages":[{"role":"user","content":"hi"}],"continue_final_message":true}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"continue_final_message":1}"#,
+        ] {
+            assert!(chat(body).is_err(), "{body}");
+        }
     }
 
     #[test]

@@ -279,3 +279,41 @@ async fn completions_endpoint_works() {
     assert_eq!(v["usage"]["completion_tokens"], 4);
     assert!(!v["choices"][0]["text"].as_str().unwrap().is_empty());
 }
+
+/// What the proxy does when a worker dies mid-answer: another engine gets the answer so far
+/// as a final assistant message with `continue_final_message`, and goes on from there.
+#[tokio::test]
+async fn a_continued_greedy_answer_goes_on_from_its_prefix() {
+    let engine = engine(1, 1024);
+    let request = question("Name three colours.");
+    let (_, whole) = chat(&engine, request.clone()).await;
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Cut after the first few words (a word boundary is a token boundary for this text).
+    let cut = text
+        .match_indices(' ')
+        .nth(3)
+        .map_or(text.len() / 2, |(i, _)| i);
+    let (prefix, rest) = text.split_at(cut);
+    let mut continued = request.clone();
+    continued["messages"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"role": "assistant", "content": prefix}));
+    continued["continue_final_message"] = json!(true);
+    continued["add_generation_prompt"] = json!(false);
+    let (status, next) = chat(&engine, continued).await;
+    assert_eq!(status, 200, "{next}");
+    let more = next["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(!more.is_empty());
+    // Greedy decoding from the same tokens gives the same rest (up to the token budget).
+    let common = more.len().min(rest.len()).min(20);
+    assert_eq!(&more[..common], &rest[..common], "prefix {prefix:?}");
+    assert!(
+        next["usage"]["prompt_tokens"].as_u64().unwrap()
+            > whole["usage"]["prompt_tokens"].as_u64().unwrap(),
+        "the prefix is part of the prompt"
+    );
+}

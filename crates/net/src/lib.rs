@@ -7,6 +7,7 @@
 pub mod dashboard;
 mod grpc;
 mod http;
+pub mod inflight;
 pub mod metrics;
 mod policy;
 mod watch;

@@ -41,6 +41,8 @@ async fn jsonstats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value>
             "connected_clients": s.connected_clients.load(Ordering::Relaxed),
             "billed_nanoton": s.billed_nanoton.load(Ordering::Relaxed),
             "retries": s.retries.load(Ordering::Relaxed),
+            "failovers": s.failovers.load(Ordering::Relaxed),
+            "in_flight": shared.inflight.requests(crate::MAX_IN_FLIGHT),
         },
         "rates": shared.metrics.rates_json(),
         "metrics": shared.metrics.totals_json(),
@@ -90,6 +92,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "Requests retried on another worker after a failure before the first byte.",
     )
     .int(&[role], s.retries.load(Ordering::Relaxed));
+    enc.family(
+        "cocoon_proxy_failovers_total",
+        Kind::Counter,
+        "Streamed answers continued on another worker after a failure mid-answer.",
+    )
+    .int(&[role], s.failovers.load(Ordering::Relaxed));
     enc.family(
         "cocoon_billed_nanoton_total",
         Kind::Counter,

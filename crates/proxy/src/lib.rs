@@ -2,6 +2,7 @@
 //! relays answers with per-request backpressure, and prices every request (DESIGN §4).
 
 mod client_side;
+mod continuation;
 mod http;
 mod money;
 mod relay;
@@ -73,10 +74,21 @@ pub struct ProxyStats {
     pub billed_nanoton: AtomicU64,
     /// Requests sent to another worker after the first one failed before answering.
     pub retries: AtomicU64,
+    /// Streamed answers continued on another worker after theirs failed mid-answer.
+    pub failovers: AtomicU64,
 }
+
+/// Requests a proxy relays at once, over all client links; past it clients get
+/// `Overloaded` (503 with `Retry-After` for the app).
+pub const MAX_IN_FLIGHT: usize = 32_768;
+/// Bytes of request bodies a proxy holds at once (bodies stay in memory while their
+/// answers stream, for retries and failover).
+pub const MAX_IN_FLIGHT_BODY_BYTES: usize = 2 << 30;
 
 pub(crate) struct Shared {
     pub config: ProxyConfig,
+    /// Load shedding: requests and body bytes in flight.
+    pub inflight: cocoon_net::inflight::InFlight,
     pub identity: Identity,
     pub workers: workers::WorkerTable,
     pub stats: ProxyStats,
@@ -201,6 +213,7 @@ pub async fn start(
         identity,
         workers,
         stats: Default::default(),
+        inflight: cocoon_net::inflight::InFlight::new(MAX_IN_FLIGHT, MAX_IN_FLIGHT_BODY_BYTES),
         payments: payments.clone(),
         metrics: cocoon_net::metrics::NodeMetrics::new(cocoon_net::metrics::Role::Proxy),
     });

@@ -32,10 +32,13 @@ struct RawRequest {
     max_completion_tokens: Option<u64>,
     stream: Option<bool>,
     stream_options: Option<RawStreamOptions>,
+    /// vLLM's parameter: go on with the final (assistant) message instead of answering it.
+    continue_final_message: Option<bool>,
 }
 
 #[derive(Deserialize)]
 struct RawMessage {
+    role: Option<String>,
     content: Option<Value>,
 }
 
@@ -79,55 +82,98 @@ pub(super) fn plan(kind: Kind, body: &[u8], config: &TestEngineConfig) -> Result
             .ok_or(PlanError::Missing("model"))?,
     };
 
+    // The answer is a function of the model and the conversation (not of other fields), so
+    // the same conversation always gets the same answer, and a continued one its rest.
+    let mut seed_hash = Sha256::new();
+    seed_hash.update(model.as_bytes());
+    let mut continued = "";
     let prompt_tokens = match kind {
         Kind::Chat => {
             let messages = req
                 .messages
+                .as_deref()
                 .filter(|m| !m.is_empty())
                 .ok_or(PlanError::Missing("messages"))?;
             let words: u64 = messages
                 .iter()
                 .map(|m| m.content.as_ref().map_or(0, count_words))
                 .sum();
+            let mut answered = messages;
+            if let (Some(true), Some((last, before))) =
+                (req.continue_final_message, messages.split_last())
+            {
+                if let (Some("assistant"), Some(Value::String(text))) =
+                    (last.role.as_deref(), &last.content)
+                {
+                    continued = text;
+                    answered = before;
+                }
+            }
+            for m in answered {
+                seed_hash.update(m.role.as_deref().unwrap_or("").as_bytes());
+                seed_hash.update([0]);
+                seed_hash.update(m.content.as_ref().map(Value::to_string).unwrap_or_default());
+                seed_hash.update([0]);
+            }
             words.saturating_add(4 * messages.len() as u64)
         }
-        Kind::Completion => match req.prompt {
+        Kind::Completion => match &req.prompt {
             None | Some(Value::Null) => return Err(PlanError::Missing("prompt")),
-            Some(p) => count_words(&p).saturating_add(1),
+            Some(p) => {
+                seed_hash.update(p.to_string());
+                count_words(p).saturating_add(1)
+            }
         },
     };
+    let seed: [u8; 32] = seed_hash.finalize().into();
 
-    let chunks = u64::from(config.chunks);
+    // One continuous word stream of `chunks` chunks, so the concatenation reads as words; a
+    // continuation starts where the continued text ends, still on the same chunk grid.
+    let (size, full) = (config.chunk_size, config.chunks as usize);
+    let total = size.saturating_mul(full);
+    let skip = continued.len().min(total);
+    let first_end = match size {
+        0 => 0,
+        _ => skip.div_ceil(size).saturating_mul(size).min(total),
+    };
+    // Chunks left: a partial one up to the grid, then whole ones.
+    let left = match size {
+        0 => full,
+        _ => usize::from(first_end > skip) + (total - first_end) / size,
+    };
     let cap = [req.max_tokens, req.max_completion_tokens]
         .into_iter()
         .flatten()
         .min();
-    let n = cap.map_or(chunks, |c| c.min(chunks));
-    let finish_reason = if n < chunks { "length" } else { "stop" };
+    let n = cap.map_or(left, |c| usize::try_from(c).unwrap_or(usize::MAX).min(left));
+    let finish_reason = if n < left { "length" } else { "stop" };
+    // Only the text that is sent is generated (a capped request of a huge answer is cheap).
+    let texts: Vec<String> = match size {
+        0 => vec![String::new(); n],
+        _ => {
+            let upto = first_end.saturating_add(n.saturating_mul(size)).min(total);
+            let all = HashStream::new(seed).text(upto);
+            let mut texts = Vec::with_capacity(n);
+            if first_end > skip {
+                texts.push(all[skip..first_end].to_owned());
+            }
+            texts.extend(all.as_bytes()[first_end..].chunks(size).map(ascii_string));
+            texts.truncate(n);
+            texts
+        }
+    };
+    let n = n as u64;
 
-    let seed: [u8; 32] = Sha256::digest(body).into();
+    let body_hash: [u8; 32] = Sha256::digest(body).into();
     let prefix = match kind {
         Kind::Chat => "chatcmpl-",
         Kind::Completion => "cmpl-",
     };
     let mut id = String::with_capacity(prefix.len() + 16);
     id.push_str(prefix);
-    for b in &seed[..8] {
+    for b in &body_hash[..8] {
         id.push_str(&format!("{b:02x}"));
     }
-
-    // One continuous word stream sliced into chunks, so the concatenation reads as words.
-    // n <= config.chunks (a u32), so the cast is lossless.
-    let (size, count) = (config.chunk_size, n as usize);
-    let texts = match size {
-        0 => vec![String::new(); count],
-        _ => HashStream::new(seed)
-            .text(size.saturating_mul(count))
-            .as_bytes()
-            .chunks(size)
-            .map(ascii_string)
-            .collect(),
-    };
 
     Ok(Plan {
         id,
@@ -234,6 +280,55 @@ mod tests {
         assert_eq!(a.usage.reasoning_tokens, 2);
         assert_eq!(a.finish_reason, "stop");
         assert!(a.texts.iter().all(|t| t.len() == 16 && t.is_ascii()));
+    }
+
+    #[test]
+    fn a_continued_answer_goes_on_where_the_text_ends() {
+        let cfg = TestEngineConfig {
+            chunks: 6,
+            chunk_size: 5,
+            ..cfg()
+        };
+        let whole = plan(
+            Kind::Chat,
+            br#"{"messages":[{"role":"user","content":"go on"}],"stream":true}"#,
+            &cfg,
+        )
+        .unwrap();
+        let text = whole.texts.concat();
+        assert_eq!(whole.texts.len(), 6);
+        for cut in [0, 3, 5, 12, 29, 30] {
+            let body = serde_json::json!({
+                "messages": [{"role":"user","content":"go on"},
+                             {"role":"assistant","content": &text[..cut]}],
+                "continue_final_message": true, "add_generation_prompt": false,
+                "max_tokens": 100,
+            });
+            let rest = plan(Kind::Chat, body.to_string().as_bytes(), &cfg).unwrap();
+            assert_eq!(
+                format!("{}{}", &text[..cut], rest.texts.concat()),
+                text,
+                "cut {cut}"
+            );
+            assert_eq!(rest.usage.completion_tokens, rest.texts.len() as u64);
+            assert_eq!(rest.texts.len(), 6 - cut / 5, "cut {cut}");
+        }
+        // Other fields do not change the answer; the conversation does.
+        let other = plan(
+            Kind::Chat,
+            br#"{"messages":[{"role":"user","content":"go on"}],"temperature":0.5}"#,
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(other.texts, whole.texts);
+        assert_ne!(other.id, whole.id);
+        let different = plan(
+            Kind::Chat,
+            br#"{"messages":[{"role":"user","content":"stop"}]}"#,
+            &cfg,
+        )
+        .unwrap();
+        assert_ne!(different.texts, whole.texts);
     }
 
     #[test]

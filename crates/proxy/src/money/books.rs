@@ -94,11 +94,29 @@ impl Ticket {
     /// same to `worker`. Returns the tokens billed.
     pub fn settle(mut self, worker: Option<Address>, adjusted: u64) -> u64 {
         let Some(id) = self.id.take() else { return 0 };
+        self.bill(id, worker, adjusted, true)
+    }
+
+    /// Bills the part of the answer a failed worker delivered and credits it to that worker;
+    /// the reservation stays open (capped at what is left) for the worker that continues.
+    pub fn settle_part(&mut self, worker: Option<Address>, adjusted: u64) -> u64 {
+        let Some(id) = self.id else { return 0 };
+        let billed = self.bill(id, worker, adjusted, false);
+        self.reserved = self.reserved.saturating_sub(billed);
+        billed
+    }
+
+    fn bill(&self, id: ReservationId, worker: Option<Address>, adjusted: u64, last: bool) -> u64 {
         let mut books = self.payments.books();
         let Some(client) = books.clients.get_mut(&self.client) else {
             return 0;
         };
-        let billed = match client.account.settle(id, adjusted) {
+        let settled = if last {
+            client.account.settle(id, adjusted)
+        } else {
+            client.account.settle_part(id, adjusted)
+        };
+        let billed = match settled {
             Ok(s) => {
                 if s.unbilled > 0 {
                     tracing::warn!(
