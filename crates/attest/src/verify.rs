@@ -60,7 +60,46 @@ fn parse(cert_der: &[u8]) -> Result<X509Certificate<'_>, AttestError> {
             "trailing bytes after certificate".into(),
         ));
     }
+    // The parser tolerates other tags, long-form lengths and unused bits in the unsigned
+    // outer layers; only the one DER encoding of an Ed25519 certificate is accepted, so a
+    // certificate has exactly one byte string (what peers pin and compare).
+    if cert_der != canonical_ed25519_der(&cert) {
+        return Err(AttestError::Certificate(
+            "certificate is not in canonical DER (Ed25519 signature algorithm, DER lengths)".into(),
+        ));
+    }
     Ok(cert)
+}
+
+/// The DER encoding of a certificate with this (signed) TBS and an Ed25519 signature:
+/// `SEQUENCE { tbs, SEQUENCE { OID 1.3.101.112 }, BIT STRING { 0 unused bits, signature } }`.
+fn canonical_ed25519_der(cert: &X509Certificate<'_>) -> Vec<u8> {
+    const ED25519_ALGORITHM: [u8; 7] = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+    let signature = cert.signature_value.data.as_ref();
+    let mut content = cert.tbs_certificate.as_ref().to_vec();
+    content.extend_from_slice(&ED25519_ALGORITHM);
+    let mut bit_string = Vec::with_capacity(signature.len() + 4);
+    der_header(&mut bit_string, 0x03, signature.len() + 1);
+    bit_string.push(0);
+    bit_string.extend_from_slice(signature);
+    content.extend_from_slice(&bit_string);
+    let mut out = Vec::with_capacity(content.len() + 4);
+    der_header(&mut out, 0x30, content.len());
+    out.extend_from_slice(&content);
+    out
+}
+
+/// A DER tag and definite length (short form below 128, else the fewest length bytes).
+fn der_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+        return;
+    }
+    let bytes = len.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    out.push(0x80 | (bytes.len() - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
 }
 
 /// The certificate must use an Ed25519 key and Ed25519 signatures (what we generate; it also

@@ -187,21 +187,13 @@ fn every_signed_byte_of_a_certificate_matters() {
     }
 }
 
-/// KNOWN ISSUE (found by `every_byte_of_a_certificate_matters` before it was narrowed to the
-/// signed bytes; reported, not fixed here): the unsigned outer encoding of an RA-TLS
-/// certificate is malleable. `verify_certificate` (`crates/attest/src/verify.rs`, `parse` and
-/// `inspect`) relies on x509-parser, which tolerates other tags on the outer Certificate
-/// SEQUENCE, the outer signatureAlgorithm SEQUENCE, its OID and the signature BIT STRING, a
-/// non-zero unused-bits count in that BIT STRING, and a long-form (non-DER) outer length. The
-/// identity is unaffected (the TBS is signed), but one certificate has many accepted byte
-/// strings. `chain.rs` already refuses exactly this for quote certificate chains by comparing
-/// the unsigned tail byte for byte. Minimized inputs (offsets in a 297-byte `none`
-/// certificate): byte 0 `0x30` → `0xb0`; byte 223 `0x30` → `0xb0`; byte 225 `0x06` → `0x07`
-/// or `0x86`; byte 230 `0x03` → `0x83`; byte 232 `0x00` → `0x01`; and `30 82 01 25` →
-/// `30 83 00 01 25`.
+/// Every byte of a genuine certificate matters, the unsigned outer layers included: one
+/// certificate has exactly one accepted byte string. (x509-parser alone tolerates other tags
+/// on the outer Certificate and signatureAlgorithm SEQUENCEs, the OID and the signature BIT
+/// STRING, non-zero unused bits and long-form lengths; `verify_certificate` compares the
+/// input with the canonical DER re-encoding.)
 #[test]
-#[ignore = "known issue: the unsigned outer encoding of RA-TLS certificates is malleable"]
-fn known_issue_unsigned_certificate_encoding_is_malleable() {
+fn every_byte_of_a_certificate_matters() {
     for (kind, der, at) in certs() {
         let mut accepted = Vec::new();
         for i in 0..der.len() {
