@@ -55,6 +55,30 @@ install_chromium() {
 }
 install_chromium
 
+# Node.js and npm for the TON contract tests (contracts/: Tolk compiled in-process by
+# @ton/tolk-js, run in @ton/sandbox); `npm ci` there installs the pinned packages.
+install_node() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+  echo "setup: installing nodejs and npm (TON contract tests)" >&2
+  local sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: please install Node.js >= 18 with npm (no apt-get here)" >&2
+    exit 1
+  fi
+  "${sudo[@]}" apt-get install -y -q nodejs npm >/dev/null 2>&1 || {
+    "${sudo[@]}" apt-get update -q >/dev/null
+    "${sudo[@]}" apt-get install -y -q nodejs npm >/dev/null
+  }
+}
+install_node
+# A copy of the lockfile inside node_modules marks a finished install.
+if ! cmp -s contracts/package-lock.json contracts/node_modules/.installed-package-lock.json; then
+  echo "setup: installing the contract test packages (contracts/package-lock.json)" >&2
+  (cd contracts && npm ci --no-audit --no-fund --loglevel=error >/dev/null &&
+    cp package-lock.json node_modules/.installed-package-lock.json)
+fi
+
 # The `openai` package from PyPI, pinned with all its dependencies in
 # tests/sdk/requirements.txt, in the project-local .venv-sdk/ (git-ignored); the test
 # crates/cocoon/tests/openai_sdk.rs runs .venv-sdk/bin/python. A copy of the requirements
