@@ -89,6 +89,7 @@ async fn the_cheaper_of_equally_fast_workers_gets_most() {
     sequential(&net, 50).await;
     let dear = served(&net, "worker-0");
     let cheap = served(&net, "worker-1");
+    eprintln!("price split: cheap (×1.0) {cheap}, dear (×2.0) {dear}");
     assert!(
         cheap >= 35,
         "cheap worker served {cheap} of 50 (dear {dear})"
