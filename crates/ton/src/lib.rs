@@ -6,6 +6,7 @@
 //! chain is tested byte for byte against the cells the contracts' sandbox tests send.
 
 pub mod api;
+pub mod deploy;
 pub mod messages;
 pub mod wallet;
 

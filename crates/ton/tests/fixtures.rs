@@ -20,6 +20,23 @@ fn num(v: &Value) -> u64 {
     v.as_str().unwrap().parse().unwrap()
 }
 
+/// The params the fixtures were built with.
+fn params_of(f: &Value) -> Params {
+    let p = &f["params"];
+    Params {
+        price_per_token: num(&p["pricePerToken"]),
+        worker_fee_per_token: num(&p["workerFeePerToken"]),
+        prompt_multiplier: num(&p["promptMultiplier"]) as u32,
+        cached_multiplier: num(&p["cachedMultiplier"]) as u32,
+        completion_multiplier: num(&p["completionMultiplier"]) as u32,
+        reasoning_multiplier: num(&p["reasoningMultiplier"]) as u32,
+        min_client_stake: num(&p["minClientStake"]),
+        min_proxy_stake: num(&p["minProxyStake"]),
+        client_delay_secs: num(&p["clientDelay"]) as u32,
+        proxy_delay_secs: num(&p["proxyDelay"]) as u32,
+    }
+}
+
 #[test]
 fn every_message_matches_the_sandbox_builders() {
     let f = fixtures();
@@ -39,19 +56,7 @@ fn every_message_matches_the_sandbox_builders() {
     let (proxy, client, worker) = (addr("proxy"), addr("client"), addr("worker"));
     let q = num(&inputs["query_id"]);
     let hash = [0xab; 32];
-    let p = &f["params"];
-    let params = Params {
-        price_per_token: num(&p["pricePerToken"]),
-        worker_fee_per_token: num(&p["workerFeePerToken"]),
-        prompt_multiplier: num(&p["promptMultiplier"]) as u32,
-        cached_multiplier: num(&p["cachedMultiplier"]) as u32,
-        completion_multiplier: num(&p["completionMultiplier"]) as u32,
-        reasoning_multiplier: num(&p["reasoningMultiplier"]) as u32,
-        min_client_stake: num(&p["minClientStake"]),
-        min_proxy_stake: num(&p["minProxyStake"]),
-        client_delay_secs: num(&p["clientDelay"]) as u32,
-        proxy_delay_secs: num(&p["proxyDelay"]) as u32,
-    };
+    let params = params_of(&f);
     let entry = ProxyEntry {
         proxy: proxy.clone(),
         client_endpoint: "127.0.0.1:11002".into(),
@@ -219,4 +224,21 @@ fn oversized_proxy_endpoints_are_refused_clearly() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+#[test]
+fn the_root_deploys_where_the_sandbox_computes_it() {
+    let f = fixtures();
+    let d = &f["root_deploy"];
+    let params = params_of(&f);
+    let owner = parse_address(d["owner"].as_str().unwrap()).unwrap();
+    let codes = cocoon_ton::deploy::Codes::embedded().unwrap();
+    let data = cocoon_ton::deploy::root_data(&owner, &params, &codes).unwrap();
+    assert_eq!(
+        hex::encode(data.cell_hash().as_slice()),
+        d["data_hash"].as_str().unwrap(),
+        "the root's initial data"
+    );
+    let (_, address) = cocoon_ton::deploy::root_state_init(&owner, &params, &codes).unwrap();
+    assert_eq!(address.to_hex(), d["address"].as_str().unwrap());
 }

@@ -1,0 +1,190 @@
+//! Deploying the root registry: the compiled contract code (`contracts/artifacts/*.boc`,
+//! written by `npm run artifacts` and checked against the sources by the contract tests,
+//! embedded in this crate), the root's initial data, and its address.
+
+use crate::messages::{params_cell, Params};
+use crate::TonError;
+use std::sync::Arc;
+use tonlib_core::cell::{ArcCell, Cell, CellBuilder};
+use tonlib_core::tlb_types::block::state_init::StateInit;
+use tonlib_core::tlb_types::tlb::TLB;
+use tonlib_core::TonAddress;
+
+/// The four contracts' compiled code.
+#[derive(Clone, Debug)]
+pub struct Codes {
+    pub root: ArcCell,
+    pub proxy: ArcCell,
+    pub client: ArcCell,
+    pub worker: ArcCell,
+}
+
+impl Codes {
+    /// The code this build was made with (`contracts/artifacts/`).
+    pub fn embedded() -> Result<Codes, TonError> {
+        let load = |name: &str, boc: &[u8]| {
+            crate::messages::from_boc(boc)
+                .map_err(|e| TonError::Invalid(format!("embedded {name} code: {e}")))
+        };
+        Ok(Codes {
+            root: load(
+                "root",
+                include_bytes!("../../../contracts/artifacts/root.boc"),
+            )?,
+            proxy: load(
+                "proxy",
+                include_bytes!("../../../contracts/artifacts/proxy.boc"),
+            )?,
+            client: load(
+                "client",
+                include_bytes!("../../../contracts/artifacts/client.boc"),
+            )?,
+            worker: load(
+                "worker",
+                include_bytes!("../../../contracts/artifacts/worker.boc"),
+            )?,
+        })
+    }
+}
+
+fn cell_err(e: impl std::fmt::Display) -> TonError {
+    TonError::Cell(e.to_string())
+}
+
+/// The root's initial data: owner, version 0, next proxy id 0, params, the proxy/client/worker
+/// code new proxies get, and empty allow-lists (`root_storage` in schema.tlb).
+pub fn root_data(owner: &TonAddress, params: &Params, codes: &Codes) -> Result<Cell, TonError> {
+    let mut code_refs = CellBuilder::new();
+    for code in [&codes.proxy, &codes.client, &codes.worker] {
+        code_refs.store_reference(code).map_err(cell_err)?;
+    }
+    let mut sets = CellBuilder::new();
+    for _ in 0..4 {
+        // Four empty dictionaries (HashmapE: bit 0).
+        sets.store_bit(false).map_err(cell_err)?;
+    }
+    let mut b = CellBuilder::new();
+    b.store_address(owner).map_err(cell_err)?;
+    b.store_u32(32, 0).map_err(cell_err)?;
+    b.store_u32(32, 0).map_err(cell_err)?;
+    b.store_reference(&Arc::new(params_cell(params)?))
+        .map_err(cell_err)?;
+    b.store_reference(&Arc::new(code_refs.build().map_err(cell_err)?))
+        .map_err(cell_err)?;
+    b.store_reference(&Arc::new(sets.build().map_err(cell_err)?))
+        .map_err(cell_err)?;
+    b.build().map_err(cell_err)
+}
+
+/// The root's state init and the address it deploys to (workchain 0).
+pub fn root_state_init(
+    owner: &TonAddress,
+    params: &Params,
+    codes: &Codes,
+) -> Result<(Cell, TonAddress), TonError> {
+    let data = Arc::new(root_data(owner, params, codes)?);
+    let init = StateInit::new(codes.root.clone(), data);
+    let cell = init.to_cell().map_err(cell_err)?;
+    let address = TonAddress::new(0, cell.cell_hash());
+    Ok((cell, address))
+}
+
+/// What deploying the root did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deployed {
+    /// The deploy message was sent and the root is active now.
+    Sent {
+        address: TonAddress,
+        message_hash: String,
+    },
+    /// A root with exactly this owner, params and code is already active there.
+    AlreadyActive { address: TonAddress },
+}
+
+/// Deploys the root from `wallet` (which pays `value`: storage and gas; the rest stays on the
+/// root) and waits until it is active, reporting progress through `progress`.
+pub async fn deploy_root(
+    api: &crate::api::TonApi,
+    wallet: &crate::wallet::NodeWallet,
+    owner: &TonAddress,
+    params: &Params,
+    value: u64,
+    wait: std::time::Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<Deployed, TonError> {
+    use crate::api::{AccountStatus, StackValue};
+    let codes = Codes::embedded()?;
+    let (state_init, address) = root_state_init(owner, params, &codes)?;
+    if api.account(&address).await?.status == AccountStatus::Active {
+        return Ok(Deployed::AlreadyActive { address });
+    }
+    let own = api.account(wallet.address()).await?;
+    let (seqno, deploy_wallet) = match own.status {
+        AccountStatus::Active => {
+            let r = api.run_get_method(wallet.address(), "seqno", &[]).await?;
+            match r.stack.first() {
+                Some(StackValue::Int(n)) if r.exit_code == 0 => (
+                    u32::try_from(*n).map_err(|_| TonError::Invalid("wallet seqno".into()))?,
+                    false,
+                ),
+                _ => {
+                    return Err(TonError::Invalid(format!(
+                        "the wallet's seqno get-method failed (exit code {})",
+                        r.exit_code
+                    )))
+                }
+            }
+        }
+        // A wallet that was funded but never sent anything deploys itself with this message.
+        AccountStatus::Uninitialized => (0, true),
+        AccountStatus::Frozen => {
+            return Err(TonError::Invalid("the deployer wallet is frozen".into()))
+        }
+    };
+    if own.balance < u128::from(value) + 50_000_000 {
+        return Err(TonError::Invalid(format!(
+            "the deployer wallet {} holds {} nanoTON; deploying needs {value} plus about 0.05 TON of fees",
+            wallet.address(),
+            own.balance
+        )));
+    }
+    progress(&format!(
+        "deploying the root to {address} from wallet {} (seqno {seqno})",
+        wallet.address()
+    ));
+    let expire_at = u32::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + 120,
+    )
+    .unwrap_or(u32::MAX);
+    let message = crate::wallet::Outgoing {
+        to: address.clone(),
+        value,
+        bounce: false,
+        body: Cell::default(),
+        state_init: Some(state_init),
+    };
+    let boc = wallet.transfer(seqno, expire_at, &[message], deploy_wallet)?;
+    let message_hash = api.send_boc(&boc).await?;
+    progress(&format!(
+        "sent (message {message_hash}); waiting for the root to become active"
+    ));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if api.account(&address).await?.status == AccountStatus::Active {
+            return Ok(Deployed::Sent {
+                address,
+                message_hash,
+            });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(TonError::Invalid(format!(
+                "the root at {address} is not active after {wait:?}; the message may still land \
+                 (check the address in an explorer) or may have expired — run the command again"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
