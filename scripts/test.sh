@@ -14,5 +14,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
-# Bounded cargo-fuzz run of every peer-reachable decoder (fuzz/README.md): 15 s per target.
-./scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+# Bounded cargo-fuzz run of every peer-reachable decoder (fuzz/README.md): 10 s per target.
+./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"

@@ -31,34 +31,37 @@ pub enum ChainCommand {
     /// Deploy the root registry contract to a TON network (testnet by default) from a
     /// wallet you control, and print its address. Safe to repeat: an active root with the
     /// same owner, params and code is reported, not deployed again.
-    DeployRoot {
-        /// TON HTTP API (toncenter v2 compatible) base URL.
-        #[arg(long, default_value = "https://testnet.toncenter.com/api/v2")]
-        api_url: String,
-        /// API key (sent as X-API-Key; raises the rate limit from 1 to 10 requests/s).
-        #[arg(long, env = "TON_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// File with the deployer wallet's Ed25519 seed: 64 hex characters. The wallet
-        /// (standard v4r2 or v5r1 of that key) pays the deploy; fund it first.
-        #[arg(long)]
-        wallet_seed_file: PathBuf,
-        /// The wallet contract version of that key.
-        #[arg(long, default_value = "v4r2", value_parser = ["v4r2", "v5r1"])]
-        wallet_version: String,
-        /// The root's owner (raw `0:…` or user-friendly form); default: the deployer wallet.
-        #[arg(long)]
-        owner: Option<String>,
-        /// Registry JSON (`cocoon registry init`) whose prices, stakes and delays the root
-        /// starts with; default: the built-in defaults.
-        #[arg(long)]
-        params_from: Option<PathBuf>,
-        /// nanoTON sent with the deploy (the root keeps what gas does not use).
-        #[arg(long, default_value_t = 500_000_000)]
-        value: u64,
-        /// Print the root's address and stop, sending nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    DeployRoot(DeployRoot),
+}
+
+#[derive(clap::Args)]
+pub struct DeployRoot {
+    /// TON HTTP API (toncenter v2 compatible) base URL.
+    #[arg(long, default_value = "https://testnet.toncenter.com/api/v2")]
+    api_url: String,
+    /// API key (sent as X-API-Key; raises the rate limit from 1 to 10 requests/s).
+    #[arg(long, env = "TON_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// File with the deployer wallet's Ed25519 seed: 64 hex characters. The wallet
+    /// (standard v4r2 or v5r1 of that key) pays the deploy; fund it first.
+    #[arg(long)]
+    wallet_seed_file: PathBuf,
+    /// The wallet contract version of that key.
+    #[arg(long, default_value = "v4r2", value_parser = ["v4r2", "v5r1"])]
+    wallet_version: String,
+    /// The root's owner (raw `0:…` or user-friendly form); default: the deployer wallet.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Registry JSON (`cocoon registry init`) whose prices, stakes and delays the root
+    /// starts with; default: the built-in defaults.
+    #[arg(long)]
+    params_from: Option<PathBuf>,
+    /// nanoTON sent with the deploy (the root keeps what gas does not use).
+    #[arg(long, default_value_t = 500_000_000)]
+    value: u64,
+    /// Print the root's address and stop, sending nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn run(cmd: ChainCommand, shutdown: CancellationToken) -> Result<()> {
@@ -68,59 +71,8 @@ pub async fn run(cmd: ChainCommand, shutdown: CancellationToken) -> Result<()> {
             listen,
             genesis,
         } => serve(db, listen, genesis, shutdown).await,
-        ChainCommand::DeployRoot {
-            api_url,
-            api_key,
-            wallet_seed_file,
-            wallet_version,
-            owner,
-            params_from,
-            value,
-            dry_run,
-        } => {
-            deploy_root(DeployRoot {
-                api_url,
-                api_key,
-                wallet_seed_file,
-                wallet_version,
-                owner,
-                params_from,
-                value,
-                dry_run,
-            })
-            .await
-        }
+        ChainCommand::DeployRoot(args) => deploy_root(args).await,
     }
-}
-
-struct DeployRoot {
-    api_url: String,
-    api_key: Option<String>,
-    wallet_seed_file: PathBuf,
-    wallet_version: String,
-    owner: Option<String>,
-    params_from: Option<PathBuf>,
-    value: u64,
-    dry_run: bool,
-}
-
-/// The root's params from the embedded chain's (the same names and units).
-fn ton_params(p: &cocoon_chain::ledger::RootParams) -> Result<cocoon_ton::messages::Params> {
-    let secs = |s: u64, what: &str| {
-        u32::try_from(s).with_context(|| format!("{what} of {s} s does not fit the contract"))
-    };
-    Ok(cocoon_ton::messages::Params {
-        price_per_token: p.price_per_token,
-        worker_fee_per_token: p.worker_fee_per_token,
-        prompt_multiplier: p.prompt_multiplier,
-        cached_multiplier: p.cached_multiplier,
-        completion_multiplier: p.completion_multiplier,
-        reasoning_multiplier: p.reasoning_multiplier,
-        min_client_stake: p.min_client_stake,
-        min_proxy_stake: p.min_proxy_stake,
-        client_delay_secs: secs(p.client_delay_before_close_secs, "client delay")?,
-        proxy_delay_secs: secs(p.proxy_delay_before_close_secs, "proxy delay")?,
-    })
 }
 
 async fn deploy_root(args: DeployRoot) -> Result<()> {
@@ -149,7 +101,7 @@ async fn deploy_root(args: DeployRoot) -> Result<()> {
         Some(path) => LocalChain::open(path)?.registry().params.clone(),
         None => Default::default(),
     };
-    let params = ton_params(&params)?;
+    let params = cocoon_ton::messages::Params::try_from(&params)?;
     let codes = cocoon_ton::deploy::Codes::embedded()?;
     let (_, address) = cocoon_ton::deploy::root_state_init(&owner, &params, &codes)?;
     // User-friendly forms for this network: contracts bounceable, the wallet (which may not

@@ -22,19 +22,9 @@ fn seed_file(dir: &std::path::Path) -> std::path::PathBuf {
 fn expected_root() -> String {
     use cocoon_ton::wallet::{NodeWallet, WalletVersion};
     let wallet = NodeWallet::from_seed(&[7; 32], WalletVersion::V4R2).unwrap();
-    let p = cocoon_chain::ledger::RootParams::default();
-    let params = cocoon_ton::messages::Params {
-        price_per_token: p.price_per_token,
-        worker_fee_per_token: p.worker_fee_per_token,
-        prompt_multiplier: p.prompt_multiplier,
-        cached_multiplier: p.cached_multiplier,
-        completion_multiplier: p.completion_multiplier,
-        reasoning_multiplier: p.reasoning_multiplier,
-        min_client_stake: p.min_client_stake,
-        min_proxy_stake: p.min_proxy_stake,
-        client_delay_secs: p.client_delay_before_close_secs as u32,
-        proxy_delay_secs: p.proxy_delay_before_close_secs as u32,
-    };
+    let params =
+        cocoon_ton::messages::Params::try_from(&cocoon_chain::ledger::RootParams::default())
+            .unwrap();
     let codes = cocoon_ton::deploy::Codes::embedded().unwrap();
     let (_, address) =
         cocoon_ton::deploy::root_state_init(wallet.address(), &params, &codes).unwrap();

@@ -740,7 +740,7 @@ fn scenario_vectors_match_the_checked_in_file() {
         },
         "scenarios": [client_lifecycle(), cooperative_close(), worker_payouts(), proxy_close()],
     });
-    let text = serde_json::to_string_pretty(&vectors).unwrap() + "\n";
+    let text = serde_json::to_string_pretty(&sorted(vectors)).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../contracts/vectors/scenarios.json");
     if std::env::var_os("UPDATE_VECTORS").is_some() {
@@ -814,5 +814,20 @@ fn every_operation_and_every_refusal_kind_is_covered() {
             errors.contains(e),
             "no step is refused with {e}: {errors:?}"
         );
+    }
+}
+
+/// The value with every object's keys in sorted order, so the file is the same whether or not
+/// serde_json's `preserve_order` feature is on in this build (feature unification differs
+/// between `cargo test -p` and a workspace run).
+fn sorted(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
     }
 }

@@ -92,6 +92,31 @@ pub struct Params {
     pub proxy_delay_secs: u32,
 }
 
+impl TryFrom<&cocoon_ledger::RootParams> for Params {
+    type Error = TonError;
+
+    /// The embedded chain's parameters (same names and units); delays must fit 32 bits.
+    fn try_from(p: &cocoon_ledger::RootParams) -> Result<Self, TonError> {
+        let secs = |s: u64, what: &str| {
+            u32::try_from(s).map_err(|_| {
+                TonError::Invalid(format!("{what} of {s} s does not fit the contract"))
+            })
+        };
+        Ok(Params {
+            price_per_token: p.price_per_token,
+            worker_fee_per_token: p.worker_fee_per_token,
+            prompt_multiplier: p.prompt_multiplier,
+            cached_multiplier: p.cached_multiplier,
+            completion_multiplier: p.completion_multiplier,
+            reasoning_multiplier: p.reasoning_multiplier,
+            min_client_stake: p.min_client_stake,
+            min_proxy_stake: p.min_proxy_stake,
+            client_delay_secs: secs(p.client_delay_before_close_secs, "client delay")?,
+            proxy_delay_secs: secs(p.proxy_delay_before_close_secs, "proxy delay")?,
+        })
+    }
+}
+
 /// A registered proxy: its contract and `"client_host:port worker_host:port"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyEntry {

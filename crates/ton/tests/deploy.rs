@@ -15,18 +15,7 @@ use std::time::Duration;
 use tonlib_core::cell::ArcCell;
 
 fn params() -> Params {
-    Params {
-        price_per_token: 20,
-        worker_fee_per_token: 16,
-        prompt_multiplier: 10_000,
-        cached_multiplier: 1_000,
-        completion_multiplier: 40_000,
-        reasoning_multiplier: 40_000,
-        min_client_stake: 1_000_000_000,
-        min_proxy_stake: 1_000_000_000,
-        client_delay_secs: 300,
-        proxy_delay_secs: 600,
-    }
+    Params::try_from(&cocoon_ledger::RootParams::default()).unwrap()
 }
 
 fn account(state: &str, balance: u64) -> Canned {
