@@ -39,8 +39,6 @@ pub(crate) struct Delivered {
     current_events: u64,
     /// `kept` overflowed, or an event was too long to frame: no continuation.
     overflow: bool,
-    /// Content events of the workers that failed before the current one.
-    earlier_tokens: u64,
     /// After a failover: the continuing worker's own usage event is dropped, because the
     /// proxy reports the usage of the whole answer at its end.
     drop_usage_events: bool,
@@ -140,8 +138,6 @@ impl Delivered {
             return None;
         }
         let whole = read(&self.kept);
-        let current = read(&self.kept[self.current_from..]).tokens;
-        self.earlier_tokens += current;
         self.current_from = self.kept.len();
         self.current_events = 0;
         if whole.uncontinuable {
