@@ -29,7 +29,7 @@ pub use local::LocalChain;
 pub use registry::{model_hash, Dialer, ProxyEntry, Registry, Role};
 pub use remote::RemoteChain;
 
-use cocoon_ledger::{Address, Effects, LedgerError, Op, World};
+use cocoon_ledger::{Address, Effects, LedgerError, Op, PublicKey, SignatureFormat, World};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -171,6 +171,34 @@ pub trait Chain: Send + Sync + std::fmt::Debug + 'static {
     /// Moves chain time forward by `secs` (devnet and tests: close delays); returns the new
     /// tip. Time never goes back.
     fn advance(&self, secs: u64) -> Result<Tip, ChainError>;
+
+    /// What proxies sign for this chain's contracts: the embedded chains check the ledger's
+    /// byte strings, TON contracts a cell hash.
+    fn signature_format(&self) -> SignatureFormat {
+        SignatureFormat::Ledger
+    }
+
+    /// The proxy contract of (`owner`, `key`) deployed under registry version
+    /// `params_version`. The embedded chains hash the three; TON derives the address from
+    /// the contract's state init (code and initial data), which may need a read.
+    fn proxy_contract(
+        &self,
+        owner: &Address,
+        key: &PublicKey,
+        params_version: u64,
+    ) -> Result<Address, ChainError> {
+        Ok(Address::proxy_contract(owner, key, params_version))
+    }
+
+    /// The client contract of `owner` at proxy contract `proxy`.
+    fn client_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {
+        Ok(Address::client_contract(proxy, owner))
+    }
+
+    /// The worker contract of `owner` at proxy contract `proxy`.
+    fn worker_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {
+        Ok(Address::worker_contract(proxy, owner))
+    }
 }
 
 /// Longest single `advance`: a century keeps chain time far inside what SQLite's signed

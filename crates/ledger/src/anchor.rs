@@ -11,6 +11,7 @@
 
 use crate::address::{from_hex, to_hex, Address, PublicKey};
 use crate::error::{LedgerError, Result};
+use crate::signing::SignatureFormat;
 use crate::voucher::Signature;
 use ring::signature::{Ed25519KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -34,7 +35,7 @@ pub struct SignedAnchor {
     pub signature: Signature,
 }
 
-fn message(proxy: &Address, seqno: u64, hash: &SessionHash) -> [u8; ANCHOR_MESSAGE_LEN] {
+pub(crate) fn message(proxy: &Address, seqno: u64, hash: &SessionHash) -> [u8; ANCHOR_MESSAGE_LEN] {
     let mut m = [0u8; ANCHOR_MESSAGE_LEN];
     m[..17].copy_from_slice(ANCHOR_DOMAIN);
     m[17..49].copy_from_slice(&proxy.0);
@@ -50,8 +51,20 @@ impl SignedAnchor {
         seqno: u64,
         session_hash: SessionHash,
     ) -> SignedAnchor {
+        Self::sign_in(SignatureFormat::Ledger, key, proxy, seqno, session_hash)
+    }
+
+    /// Signs in the form a chain's contracts check (`Chain::signature_format`).
+    pub fn sign_in(
+        format: SignatureFormat,
+        key: &Ed25519KeyPair,
+        proxy: Address,
+        seqno: u64,
+        session_hash: SessionHash,
+    ) -> SignedAnchor {
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(key.sign(&message(&proxy, seqno, &session_hash)).as_ref());
+        let message = format.anchor_message(&proxy, seqno, &session_hash);
+        signature.copy_from_slice(key.sign(&message).as_ref());
         SignedAnchor {
             proxy,
             seqno,
@@ -61,9 +74,13 @@ impl SignedAnchor {
     }
 
     pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        self.verify_in(SignatureFormat::Ledger, key)
+    }
+
+    pub fn verify_in(&self, format: SignatureFormat, key: &PublicKey) -> Result<()> {
         UnparsedPublicKey::new(&ED25519, &key.0)
             .verify(
-                &message(&self.proxy, self.seqno, &self.session_hash),
+                &format.anchor_message(&self.proxy, self.seqno, &self.session_hash),
                 &self.signature.0,
             )
             .map_err(|_| LedgerError::BadSignature)

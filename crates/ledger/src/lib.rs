@@ -13,6 +13,7 @@ mod counters;
 mod credit;
 mod error;
 mod pricing;
+mod signing;
 mod voucher;
 mod world;
 
@@ -27,6 +28,7 @@ pub use error::{LedgerError, Result};
 pub use pricing::{
     adjusted, Charge, RootParams, TokenClass, TokenCounts, COEFFICIENT_ONE, MULTIPLIER_ONE,
 };
+pub use signing::SignatureFormat;
 pub use voucher::{
     keypair_from_seed, public_key, Signature, SignedVoucher, Voucher, VoucherOp,
     VOUCHER_MESSAGE_LEN,

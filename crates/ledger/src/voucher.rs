@@ -15,6 +15,7 @@
 
 use crate::address::{from_hex, to_hex, Address, PublicKey};
 use crate::error::{LedgerError, Result};
+use crate::signing::SignatureFormat;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -97,8 +98,13 @@ impl Voucher {
     }
 
     pub fn sign(&self, key: &Ed25519KeyPair) -> SignedVoucher {
+        self.sign_in(SignatureFormat::Ledger, key)
+    }
+
+    /// Signs in the form a chain's contracts check (`Chain::signature_format`).
+    pub fn sign_in(&self, format: SignatureFormat, key: &Ed25519KeyPair) -> SignedVoucher {
         let mut signature = [0u8; 64];
-        signature.copy_from_slice(key.sign(&self.message()).as_ref());
+        signature.copy_from_slice(key.sign(&format.voucher_message(self)).as_ref());
         SignedVoucher {
             op: self.op,
             contract: self.contract,
@@ -149,8 +155,13 @@ impl SignedVoucher {
 
     /// Checks the signature only.
     pub fn verify(&self, key: &PublicKey) -> Result<()> {
+        self.verify_in(SignatureFormat::Ledger, key)
+    }
+
+    /// Checks the signature as a chain in `format` would.
+    pub fn verify_in(&self, format: SignatureFormat, key: &PublicKey) -> Result<()> {
         UnparsedPublicKey::new(&ED25519, &key.0)
-            .verify(&self.voucher().message(), &self.signature.0)
+            .verify(&format.voucher_message(&self.voucher()), &self.signature.0)
             .map_err(|_| LedgerError::BadSignature)
     }
 

@@ -103,6 +103,8 @@ pub struct Transaction {
     pub fee: u64,
     pub in_msg: Option<TxMessage>,
     pub out_msgs: Vec<TxMessage>,
+    /// The transaction's own BOC (`tx::outcome` reads whether the contract accepted).
+    pub data: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -396,6 +398,24 @@ impl TonApi {
             .to_string())
     }
 
+    /// The last masterchain block's seqno, and the network's time when the endpoint says it
+    /// (a local sandbox does; toncenter does not).
+    pub async fn masterchain(&self) -> Result<(u64, Option<u64>), TonError> {
+        #[derive(Deserialize)]
+        struct Last {
+            seqno: u64,
+        }
+        #[derive(Deserialize)]
+        struct Raw {
+            last: Last,
+            #[serde(default)]
+            utime: Option<u64>,
+        }
+        let v = self.call("getMasterchainInfo", &[], None).await?;
+        let raw: Raw = self.parse("getMasterchainInfo", v)?;
+        Ok((raw.last.seqno, raw.utime))
+    }
+
     /// Up to `limit` transactions of an account, newest first, from `before` (inclusive) back.
     pub async fn transactions(
         &self,
@@ -444,6 +464,10 @@ impl TonApi {
                 .into_iter()
                 .map(message)
                 .collect::<Result<_, _>>()?,
+            data: match t.data.as_str() {
+                "" => None,
+                d => Some(self.base64(d)?),
+            },
         })
     }
 
@@ -498,6 +522,8 @@ struct RawTransaction {
     in_msg: Option<RawMessage>,
     #[serde(default)]
     out_msgs: Vec<RawMessage>,
+    #[serde(default)]
+    data: String,
 }
 
 #[derive(Deserialize)]

@@ -6,8 +6,11 @@
 //! chain is tested byte for byte against the cells the contracts' sandbox tests send.
 
 pub mod api;
+pub mod chain;
 pub mod deploy;
 pub mod messages;
+pub mod state;
+pub mod tx;
 pub mod wallet;
 
 pub use tonlib_core::TonAddress;

@@ -310,16 +310,11 @@ pub fn proxy_anchor(
     seqno: u64,
     session_hash: &[u8; 32],
 ) -> Result<Cell, TonError> {
-    let mut inner = CellBuilder::new();
-    inner.store_u32(32, op::ANCHOR_TAG).map_err(cell_err)?;
-    address(&mut inner, proxy)?;
-    inner.store_u64(64, seqno).map_err(cell_err)?;
-    bits256(&mut inner, session_hash)?;
     signed(
         op::PROXY_ANCHOR,
         query_id,
         key,
-        inner.build().map_err(cell_err)?,
+        anchor_body(proxy, seqno, session_hash)?,
     )
 }
 
@@ -395,11 +390,59 @@ pub fn signed_voucher(
 
 /// `op query_id signature:bits512 ^inner`, the signature over the inner cell's hash.
 fn signed(op: u32, query_id: u64, key: &Ed25519KeyPair, inner: Cell) -> Result<Cell, TonError> {
-    let signature = key.sign(inner.cell_hash().as_slice());
+    let mut signature = [0u8; 64];
+    signature.copy_from_slice(key.sign(inner.cell_hash().as_slice()).as_ref());
+    with_signature(op, query_id, &signature, inner)
+}
+
+fn with_signature(
+    op: u32,
+    query_id: u64,
+    signature: &[u8; 64],
+    inner: Cell,
+) -> Result<Cell, TonError> {
     body(op, query_id, |b| {
-        b.store_slice(signature.as_ref()).map_err(cell_err)?;
+        b.store_slice(signature).map_err(cell_err)?;
         reference(b, inner)
     })
+}
+
+/// A voucher some proxy signed (over `voucher_body`'s hash), as its holder submits it.
+pub fn voucher_with_signature(
+    query_id: u64,
+    kind: VoucherKind,
+    tokens: u64,
+    contract: &TonAddress,
+    signature: &[u8; 64],
+) -> Result<Cell, TonError> {
+    let inner = voucher_body(kind, tokens, contract)?;
+    with_signature(kind.message_op(), query_id, signature, inner)
+}
+
+/// An anchor the proxy signed (over `anchor_body`'s hash), as anyone may deliver it.
+pub fn anchor_with_signature(
+    query_id: u64,
+    proxy: &TonAddress,
+    seqno: u64,
+    session_hash: &[u8; 32],
+    signature: &[u8; 64],
+) -> Result<Cell, TonError> {
+    let inner = anchor_body(proxy, seqno, session_hash)?;
+    with_signature(op::PROXY_ANCHOR, query_id, signature, inner)
+}
+
+/// The signed inner cell of an anchor: `tag:uint32 proxy:MsgAddressInt seqno:uint64 hash:bits256`.
+pub fn anchor_body(
+    proxy: &TonAddress,
+    seqno: u64,
+    session_hash: &[u8; 32],
+) -> Result<Cell, TonError> {
+    let mut inner = CellBuilder::new();
+    inner.store_u32(32, op::ANCHOR_TAG).map_err(cell_err)?;
+    address(&mut inner, proxy)?;
+    inner.store_u64(64, seqno).map_err(cell_err)?;
+    bits256(&mut inner, session_hash)?;
+    inner.build().map_err(cell_err)
 }
 
 /// A cell as a bag of cells (no CRC), as APIs and wallets take it.
