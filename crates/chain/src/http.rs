@@ -155,7 +155,7 @@ async fn blocking(f: impl FnOnce() -> Result<Response, ChainError> + Send + 'sta
 fn error(e: ChainError) -> Response {
     let status = match &e {
         ChainError::Rejected { .. } => StatusCode::CONFLICT,
-        ChainError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ChainError::BadRequest(_) | ChainError::NotOwnWallet(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (

@@ -65,6 +65,10 @@ pub enum ChainError {
     /// The request itself was malformed (bad JSON, bad address).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The op names a sender other than this node's wallet, and the chain only sends from
+    /// the wallet it holds (TON: the sender is whoever signs).
+    #[error("{0}")]
+    NotOwnWallet(String),
 }
 
 impl ChainError {
@@ -199,6 +203,11 @@ pub trait Chain: Send + Sync + std::fmt::Debug + 'static {
     fn worker_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {
         Ok(Address::worker_contract(proxy, owner))
     }
+
+    /// Names contracts the caller will look for in `world()`. The embedded chains show every
+    /// contract anyway; TON keeps no list of a proxy's clients, so its view holds only the
+    /// contracts a node has named (deployed, derived or watched).
+    fn watch(&self, _contracts: &[Address]) {}
 }
 
 /// Longest single `advance`: a century keeps chain time far inside what SQLite's signed

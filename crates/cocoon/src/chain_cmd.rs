@@ -76,22 +76,9 @@ pub async fn run(cmd: ChainCommand, shutdown: CancellationToken) -> Result<()> {
 }
 
 async fn deploy_root(args: DeployRoot) -> Result<()> {
-    use cocoon_ton::wallet::{NodeWallet, WalletVersion};
-    let text = std::fs::read_to_string(&args.wallet_seed_file)
-        .with_context(|| format!("reading {}", args.wallet_seed_file.display()))?;
-    let seed: [u8; 32] = hex::decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .with_context(|| {
-            format!(
-                "{} must hold a 32-byte seed as 64 hex characters",
-                args.wallet_seed_file.display()
-            )
-        })?;
-    let version = match args.wallet_version.as_str() {
-        "v5r1" => WalletVersion::V5R1,
-        _ => WalletVersion::V4R2,
-    };
+    use cocoon_ton::wallet::NodeWallet;
+    let seed = crate::ton_config::read_seed(&args.wallet_seed_file)?;
+    let version = crate::ton_config::wallet_version(&args.wallet_version)?;
     let wallet = NodeWallet::from_seed(&seed, version)?;
     let owner = match &args.owner {
         Some(o) => cocoon_ton::parse_address(o)?,

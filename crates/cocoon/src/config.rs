@@ -28,26 +28,36 @@ fn resolve(config_path: &Path, p: &Path) -> PathBuf {
 }
 
 /// The chain a role uses: a registry JSON file (each process keeps its own ledger: fine
-/// without payments) or the URL of `cocoon chain serve` (one shared ledger: needed once
-/// payments are on).
+/// without payments), the URL of `cocoon chain serve` (one shared ledger: needed once
+/// payments are on), or `[ton]` (a real TON network). Returns it and the owner address the
+/// services take.
 fn open_chain(
     config_path: &Path,
     registry: &Option<PathBuf>,
     chain_url: &Option<String>,
-) -> Result<Arc<dyn Chain>> {
-    match (registry, chain_url) {
+    ton: &Option<crate::ton_config::TonFile>,
+    owner: &str,
+) -> Result<(Arc<dyn Chain>, String)> {
+    if let Some(t) = ton {
+        if registry.is_some() || chain_url.is_some() {
+            bail!("set one of `registry`, `chain_url` or [ton]");
+        }
+        return crate::ton_config::open(config_path, t, |p| resolve(config_path, p), owner);
+    }
+    let chain: Arc<dyn Chain> = match (registry, chain_url) {
         (Some(_), Some(_)) => bail!("set either `registry` (a file) or `chain_url`, not both"),
         (None, None) => {
-            bail!("set `registry` (a registry JSON file) or `chain_url` (a chain server)")
+            bail!("set `registry` (a registry JSON file), `chain_url` (a chain server) or [ton] (a TON network)")
         }
         (Some(registry), None) => {
             let path = resolve(config_path, registry);
-            Ok(LocalChain::open(&path)
-                .with_context(|| format!("cannot open registry {}", path.display()))?)
+            LocalChain::open(&path)
+                .with_context(|| format!("cannot open registry {}", path.display()))?
         }
-        (None, Some(url)) => Ok(cocoon_chain::RemoteChain::connect(url)
-            .with_context(|| format!("cannot reach the chain at {url}"))?),
-    }
+        (None, Some(url)) => cocoon_chain::RemoteChain::connect(url)
+            .with_context(|| format!("cannot reach the chain at {url}"))?,
+    };
+    Ok((chain, owner.to_string()))
 }
 
 /// Optional `[payments]` table of a proxy (DESIGN §6). Without it the proxy serves for free.
@@ -178,6 +188,8 @@ pub struct ProxyFile {
     pub registry: Option<PathBuf>,
     /// URL of a chain server (`cocoon chain serve`), e.g. http://127.0.0.1:9090.
     pub chain_url: Option<String>,
+    /// Run on a TON network instead (see the README's TON section).
+    pub ton: Option<crate::ton_config::TonFile>,
     #[serde(default = "ports::proxy_client")]
     pub client_listen: SocketAddr,
     #[serde(default = "ports::proxy_worker")]
@@ -206,6 +218,8 @@ pub struct WorkerFile {
     pub owner_address: String,
     pub registry: Option<PathBuf>,
     pub chain_url: Option<String>,
+    /// Run on a TON network instead (see the README's TON section).
+    pub ton: Option<crate::ton_config::TonFile>,
     /// The model this worker serves (`name@revision:weights_hash`); or use `[[models]]`.
     pub model_id: Option<String>,
     /// OpenAI-compatible base URL of the engine, e.g. http://127.0.0.1:8000/v1.
@@ -296,6 +310,8 @@ pub struct ClientFile {
     pub owner_address: String,
     pub registry: Option<PathBuf>,
     pub chain_url: Option<String>,
+    /// Run on a TON network instead (see the README's TON section).
+    pub ton: Option<crate::ton_config::TonFile>,
     #[serde(default = "ports::client_http")]
     pub http_listen: SocketAddr,
     /// Proxy client endpoints; empty = every proxy in the registry.
@@ -419,10 +435,12 @@ mod defaults {
 
 pub fn proxy(path: &Path) -> Result<cocoon_proxy::ProxyConfig> {
     let f: ProxyFile = read(path)?;
+    let (chain, owner_address) =
+        open_chain(path, &f.registry, &f.chain_url, &f.ton, &f.owner_address)?;
     Ok(cocoon_proxy::ProxyConfig {
-        chain: open_chain(path, &f.registry, &f.chain_url)?,
+        chain,
         name: f.name,
-        owner_address: f.owner_address,
+        owner_address,
         client_listen: f.client_listen,
         worker_listen: f.worker_listen,
         http_listen: Some(f.http_listen),
@@ -462,7 +480,8 @@ pub fn workers(path: &Path) -> Result<Vec<cocoon_worker::WorkerConfig>> {
             "with [[models]], put model_id, engine_url, engine and weights in each [[models]] entry, not at the top"
         ),
     };
-    let chain = open_chain(path, &f.registry, &f.chain_url)?;
+    let (chain, owner_address) =
+        open_chain(path, &f.registry, &f.chain_url, &f.ton, &f.owner_address)?;
     let tdx = tdx_verifier(path, &f.tdx_collateral, &f.tdx_collateral_url)?;
     let hardware = cocoon_worker::detect_hardware();
     let many = models.len() > 1;
@@ -489,7 +508,7 @@ pub fn workers(path: &Path) -> Result<Vec<cocoon_worker::WorkerConfig>> {
                 } else {
                     f.name.clone()
                 },
-                owner_address: f.owner_address.clone(),
+                owner_address: owner_address.clone(),
                 model_id: m.model_id.clone(),
                 coefficient: m.coefficient.unwrap_or(f.coefficient),
                 max_active_requests,
@@ -589,10 +608,12 @@ fn model_engine(path: &Path, m: &ModelFile, builtin: &BuiltinFile) -> Result<Mod
 
 pub fn client(path: &Path) -> Result<cocoon_client::ClientConfig> {
     let f: ClientFile = read(path)?;
+    let (chain, owner_address) =
+        open_chain(path, &f.registry, &f.chain_url, &f.ton, &f.owner_address)?;
     Ok(cocoon_client::ClientConfig {
-        chain: open_chain(path, &f.registry, &f.chain_url)?,
+        chain,
         name: f.name,
-        owner_address: f.owner_address,
+        owner_address,
         http_listen: f.http_listen,
         proxies: f.proxies,
         max_pow_difficulty: f.max_pow_difficulty,

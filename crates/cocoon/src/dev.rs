@@ -211,6 +211,7 @@ pub async fn run(args: DevArgs, shutdown: CancellationToken) -> Result<()> {
         routing: Default::default(),
         api_keys: Vec::new(),
         worker_admin_token: args.admin_token.clone(),
+        role_chains: None,
     };
     let devnet = cocoon_devnet::start(config, shutdown.clone()).await?;
     let chain_listener = tokio::net::TcpListener::bind(local(args.chain_port))

@@ -67,6 +67,19 @@ pub struct DevnetConfig {
     /// Every worker's admin token (`POST /admin/…` on its HTTP port); None = those
     /// endpoints are off.
     pub worker_admin_token: Option<String>,
+    /// Each role on its own chain handle and wallet (a real network such as TON, where every
+    /// node signs with its own wallet); None = one in-memory chain shared by every role,
+    /// with funded devnet wallets.
+    pub role_chains: Option<RoleChains>,
+}
+
+/// The chain handle and owner address of each role.
+#[derive(Clone, Debug)]
+pub struct RoleChains {
+    pub proxy: (Arc<dyn Chain>, String),
+    pub client: (Arc<dyn Chain>, String),
+    /// One per worker.
+    pub workers: Vec<(Arc<dyn Chain>, String)>,
 }
 
 /// Money settings of a devnet: every wallet is funded on the local chain so requests are
@@ -141,6 +154,7 @@ impl DevnetConfig {
             },
             api_keys: Vec::new(),
             worker_admin_token: None,
+            role_chains: None,
         }
     }
 
@@ -272,9 +286,17 @@ pub async fn start(
     };
     let chain = LocalChain::new(dev_registry(&model_id, config.pow_difficulty));
     let dyn_chain: Arc<dyn Chain> = chain.clone();
+    let shared = (dyn_chain.clone(), String::new());
+    let (proxy_chain, proxy_owner) = match &config.role_chains {
+        Some(r) => r.proxy.clone(),
+        None => (dyn_chain.clone(), PROXY_OWNER.to_string()),
+    };
     let proxy_payments = match &config.payments {
         Some(p) => {
             for owner in [PROXY_OWNER, CLIENT_OWNER] {
+                if config.role_chains.is_some() {
+                    break; // wallets on a real network are funded by their owners
+                }
                 chain.submit(cocoon_chain::ledger::Op::Mint {
                     to: cocoon_chain::ledger::Address::wallet(owner),
                     amount: p.faucet,
@@ -301,7 +323,7 @@ pub async fn start(
     let proxy = cocoon_proxy::start(
         ProxyConfig {
             name: "proxy-0".into(),
-            owner_address: PROXY_OWNER.into(),
+            owner_address: proxy_owner,
             client_listen: config.proxy_client_listen,
             worker_listen: config.proxy_worker_listen,
             http_listen: config.proxy_http_listen,
@@ -310,7 +332,7 @@ pub async fn start(
             tdx_verifier: None,
             pow_difficulty: None,
             timing: config.timing.clone(),
-            chain: dyn_chain.clone(),
+            chain: proxy_chain,
             payments: proxy_payments,
             routing: config.routing.clone(),
         },
@@ -347,9 +369,13 @@ pub async fn start(
             EngineChoice::Builtin { config: c, .. } => Some(c.model_path.clone()),
             _ => None,
         };
+        let (worker_chain, owner) = match &config.role_chains {
+            Some(r) => r.workers.get(i).cloned().unwrap_or_else(|| shared.clone()),
+            None => (dyn_chain.clone(), worker_owner(i)),
+        };
         let worker_config = WorkerConfig {
             name: format!("worker-{i}"),
-            owner_address: worker_owner(i),
+            owner_address: owner,
             model_id: model_id.clone(),
             coefficient: config.coefficients.get(i).copied().unwrap_or(1000),
             max_active_requests: config.max_active_requests,
@@ -367,17 +393,21 @@ pub async fn start(
             timing: config.timing.clone(),
             engine,
             token_counter: counter.clone(),
-            chain: dyn_chain.clone(),
+            chain: worker_chain,
         };
         // A worker with a weights file hashes it first and refuses to serve on mismatch.
         cocoon_worker::verify_weights(&worker_config).await?;
         workers.push(cocoon_worker::start(worker_config, shutdown.clone())?);
     }
+    let (client_chain, client_owner) = match &config.role_chains {
+        Some(r) => r.client.clone(),
+        None => (dyn_chain, CLIENT_OWNER.to_string()),
+    };
     let client = cocoon_client::start(
         ClientConfig {
             api_keys: config.api_keys.clone(),
             name: "client-0".into(),
-            owner_address: CLIENT_OWNER.into(),
+            owner_address: client_owner,
             http_listen: config.client_listen,
             proxies: vec![proxy.client_addr.to_string()],
             max_pow_difficulty: cocoon_attest::pow::CLIENT_MAX_DIFFICULTY,
@@ -385,7 +415,7 @@ pub async fn start(
             reconnect_interval: Duration::from_millis(200),
             timing: config.timing.clone(),
             defaults: RequestDefaults::default(),
-            chain: dyn_chain,
+            chain: client_chain,
             payments: config.payments.as_ref().map(|p| {
                 let mut c = cocoon_client::ClientPayments::with_deposit(p.client_deposit);
                 c.poll = Duration::from_millis(200);

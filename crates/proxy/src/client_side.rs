@@ -106,7 +106,10 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
         let (contract, auth) = match &self.shared.payments {
             Some(p) => {
                 let owner = Address::parse_owner(&hello.owner_address);
-                let contract = p.client_contract(&owner);
+                let contract = p
+                    .client_contract(&owner)
+                    .await
+                    .map_err(Status::unavailable)?;
                 let hash = p.client_secret_hash(contract).await;
                 let challenge = AuthChallenge {
                     nonce,
@@ -159,7 +162,10 @@ impl cocoon_proto::client_link_server::ClientLink for ClientSession {
             }));
         };
         let owner = Address::parse_owner(&owner);
-        let contract = payments.client_contract(&owner);
+        let contract = match payments.client_contract(&owner).await {
+            Ok(c) => c,
+            Err(e) => return Ok(auth_reply(Err(e))),
+        };
         let result = match method {
             Some(Method::Secret(secret)) if secret.len() <= MAX_SECRET_BYTES => {
                 let hash = sha256(&secret);

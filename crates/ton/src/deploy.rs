@@ -112,40 +112,18 @@ pub async fn deploy_root(
     wait: std::time::Duration,
     mut progress: impl FnMut(&str),
 ) -> Result<Deployed, TonError> {
-    use crate::api::{AccountStatus, StackValue};
+    use crate::api::AccountStatus;
     let codes = Codes::embedded()?;
     let (state_init, address) = root_state_init(owner, params, &codes)?;
     if api.account(&address).await?.status == AccountStatus::Active {
         return Ok(Deployed::AlreadyActive { address });
     }
-    let own = api.account(wallet.address()).await?;
-    let (seqno, deploy_wallet) = match own.status {
-        AccountStatus::Active => {
-            let r = api.run_get_method(wallet.address(), "seqno", &[]).await?;
-            match r.stack.first() {
-                Some(StackValue::Int(n)) if r.exit_code == 0 => (
-                    u32::try_from(*n).map_err(|_| TonError::Invalid("wallet seqno".into()))?,
-                    false,
-                ),
-                _ => {
-                    return Err(TonError::Invalid(format!(
-                        "the wallet's seqno get-method failed (exit code {})",
-                        r.exit_code
-                    )))
-                }
-            }
-        }
-        // A wallet that was funded but never sent anything deploys itself with this message.
-        AccountStatus::Uninitialized => (0, true),
-        AccountStatus::Frozen => {
-            return Err(TonError::Invalid("the deployer wallet is frozen".into()))
-        }
-    };
-    if own.balance < u128::from(value) + 50_000_000 {
+    let (seqno, deploy_wallet, balance) = wallet_state(api, wallet).await?;
+    if balance < u128::from(value) + 50_000_000 {
         return Err(TonError::Invalid(format!(
             "the deployer wallet {} holds {} nanoTON; deploying needs {value} plus about 0.05 TON of fees",
             wallet.address(),
-            own.balance
+            balance
         )));
     }
     progress(&format!(
@@ -186,5 +164,71 @@ pub async fn deploy_root(
             )));
         }
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// A wallet's next seqno, whether its first message must deploy it, and its balance.
+pub async fn wallet_state(
+    api: &crate::api::TonApi,
+    wallet: &crate::wallet::NodeWallet,
+) -> Result<(u32, bool, u128), TonError> {
+    use crate::api::{AccountStatus, StackValue};
+    let own = api.account(wallet.address()).await?;
+    match own.status {
+        AccountStatus::Active => {
+            let r = api.run_get_method(wallet.address(), "seqno", &[]).await?;
+            match r.stack.first() {
+                Some(StackValue::Int(n)) if r.exit_code == 0 => Ok((
+                    u32::try_from(*n).map_err(|_| TonError::Invalid("wallet seqno".into()))?,
+                    false,
+                    own.balance,
+                )),
+                _ => Err(TonError::Invalid(format!(
+                    "the wallet's seqno get-method failed (exit code {})",
+                    r.exit_code
+                ))),
+            }
+        }
+        // A wallet that was funded but never sent anything deploys itself with its first
+        // message.
+        AccountStatus::Uninitialized => Ok((0, true, own.balance)),
+        AccountStatus::Frozen => Err(TonError::Invalid(format!(
+            "wallet {} is frozen",
+            wallet.address()
+        ))),
+    }
+}
+
+/// Sends one message from `wallet` (root administration: allow-lists, params, proxies) and
+/// waits until the wallet has sent it (its seqno moved). Whether the contract accepted it
+/// shows in the contract's state afterwards.
+pub async fn send_and_wait(
+    api: &crate::api::TonApi,
+    wallet: &crate::wallet::NodeWallet,
+    message: crate::wallet::Outgoing,
+    wait: std::time::Duration,
+) -> Result<(), TonError> {
+    let (seqno, deploy, _) = wallet_state(api, wallet).await?;
+    let expire_at = u32::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + wait.as_secs().max(60),
+    )
+    .unwrap_or(u32::MAX);
+    let boc = wallet.transfer(seqno, expire_at, &[message], deploy)?;
+    api.send_boc(&boc).await?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if wallet_state(api, wallet).await?.0 > seqno {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(TonError::Invalid(format!(
+                "wallet {} has not sent the message after {wait:?}",
+                wallet.address()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -245,7 +245,7 @@ fn a_whole_money_flow_runs_on_the_tolk_contracts_through_the_api() {
         client,
     });
     assert!(
-        matches!(foreign, Err(ChainError::BadRequest(_))),
+        matches!(foreign, Err(ChainError::NotOwnWallet(_))),
         "{foreign:?}"
     );
     assert!(client_node.advance(10).is_err());

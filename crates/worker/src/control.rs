@@ -87,12 +87,19 @@ async fn drive(
                 share = a.max_active_requests,
                 "proxy accepted this worker"
             );
-            Wallet::terms(
-                &config.owner_address,
-                &proxy.contract_address,
-                &proxy.public_key,
-                &a.worker_contract_address,
-            )?
+            let (chain, owner) = (config.chain.clone(), config.owner_address.clone());
+            let worker_contract = a.worker_contract_address.clone();
+            tokio::task::spawn_blocking(move || {
+                Wallet::terms(
+                    chain.as_ref(),
+                    &owner,
+                    &proxy.contract_address,
+                    &proxy.public_key,
+                    &worker_contract,
+                )
+            })
+            .await
+            .map_err(|e| format!("terms check failed: {e}"))??
         }
         In::Refused(r) => {
             return Err(format!(

@@ -4,7 +4,9 @@
 //! reported, and submitting its payout voucher itself when it has been idle a while.
 
 use cocoon_chain::Chain;
-use cocoon_ledger::{Address, CounterView, PublicKey, SeenCounters, SignedVoucher, VoucherOp};
+use cocoon_ledger::{
+    Address, CounterView, Op, PublicKey, SeenCounters, SignatureFormat, SignedVoucher, VoucherOp,
+};
 use cocoon_proto::{money, PaymentStatus};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -26,6 +28,10 @@ pub(crate) struct ProxyTerms {
     pub key: PublicKey,
     /// This worker's contract at that proxy.
     pub worker: Address,
+    /// This worker's owner (wallet), which deploys the contract where the proxy cannot.
+    pub owner: Address,
+    /// What the proxy signs vouchers over on this chain.
+    pub format: SignatureFormat,
 }
 
 struct Memory {
@@ -52,7 +58,9 @@ impl Wallet {
     }
 
     /// Checks the proxy's announced terms: its worker contract address must be ours.
+    /// Blocking (the chain derives the address; on TON it may read the proxy contract).
     pub fn terms(
+        chain: &dyn Chain,
         owner: &str,
         contract_hex: &str,
         key: &[u8],
@@ -66,7 +74,10 @@ impl Wallet {
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| "proxy voucher key is not 32 bytes".to_string())?;
-        let worker = Address::worker_contract(&proxy, &Address::parse_owner(owner));
+        let owner = Address::parse_owner(owner);
+        let worker = chain
+            .worker_contract(&proxy, &owner)
+            .map_err(|e| format!("cannot derive our worker contract: {e}"))?;
         if worker_hex != worker.to_hex() {
             return Err("proxy announced a worker contract that is not ours".into());
         }
@@ -74,6 +85,8 @@ impl Wallet {
             proxy,
             key: PublicKey(key),
             worker,
+            owner,
+            format: chain.signature_format(),
         }))
     }
 
@@ -108,7 +121,7 @@ impl Wallet {
             if v.op != VoucherOp::WorkerPayout || v.contract != terms.worker {
                 return Err("proxy sent a voucher for another contract".into());
             }
-            v.verify(&terms.key)
+            v.verify_in(terms.format, &terms.key)
                 .map_err(|_| "proxy sent a voucher that does not verify".to_string())?;
         }
         let mut proxies = self.proxies();
@@ -169,7 +182,16 @@ impl Wallet {
             return;
         };
         let paid = match chain.world() {
-            Ok(w) => w.workers.get(&terms.worker).map_or(0, |c| c.tokens_paid),
+            Ok(w) => match w.workers.get(&terms.worker) {
+                Some(c) => c.tokens_paid,
+                None => {
+                    if let Err(e) = deploy_own_contract(chain, terms) {
+                        tracing::warn!("{e}");
+                        return;
+                    }
+                    0
+                }
+            },
             Err(e) => {
                 tracing::debug!("cannot read the worker contract: {e}");
                 return;
@@ -224,10 +246,19 @@ impl Wallet {
             .map_err(|e| format!("cannot read the chain: {e}"))?;
         let mut out = Vec::with_capacity(held.len());
         for (terms, voucher) in held {
-            let paid = world
-                .workers
-                .get(&terms.worker)
-                .map_or(0, |c| c.tokens_paid);
+            let on_chain = world.workers.get(&terms.worker);
+            if on_chain.is_none() && voucher.is_some() {
+                if let Err(e) = deploy_own_contract(chain, &terms) {
+                    out.push(json!({
+                        "proxy_contract": terms.proxy.to_hex(),
+                        "worker_contract": terms.worker.to_hex(),
+                        "result": "failed",
+                        "error": e,
+                    }));
+                    continue;
+                }
+            }
+            let paid = on_chain.map_or(0, |c| c.tokens_paid);
             if let Some(m) = self.proxies().get_mut(&terms.proxy) {
                 m.paid_on_chain = paid;
             }
@@ -288,6 +319,25 @@ enum Submitted {
     /// The contract was already paid that far (the proxy submitted it first).
     AlreadyPaid,
     Failed(String),
+}
+
+/// Deploys this worker's contract from its own wallet: on TON only the owner can, so a proxy
+/// leaves it to the worker (the embedded chains' proxies deploy it at the handshake).
+fn deploy_own_contract(chain: &dyn Chain, terms: &ProxyTerms) -> Result<(), String> {
+    match chain.submit(Op::DeployWorker {
+        owner: terms.owner,
+        proxy: terms.proxy,
+    }) {
+        Ok(_) => {
+            tracing::info!(contract = %terms.worker, "deployed this worker's contract");
+            Ok(())
+        }
+        Err(e) if e.is_already_deployed() => Ok(()),
+        Err(e) => Err(format!(
+            "cannot deploy the worker contract {}: {e}",
+            terms.worker
+        )),
+    }
 }
 
 /// Runs `maybe_payout` off the async runtime.

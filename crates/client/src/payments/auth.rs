@@ -7,7 +7,7 @@
 
 use super::book::{Books, Secret};
 use super::{on_chain, ClientPayments, PaymentError};
-use cocoon_chain::ledger::{Address, ContractState, Op, PublicKey};
+use cocoon_chain::ledger::{Address, ContractState, Op, PublicKey, SignatureFormat};
 use cocoon_chain::Chain;
 use cocoon_proto::{
     auth_request::Method, client_link_client::ClientLinkClient, AuthReply, AuthRequest,
@@ -24,12 +24,19 @@ pub struct PaidProxy {
     pub client_contract: Address,
     /// The proxy's voucher key (checked against its contract on chain).
     pub key: PublicKey,
+    /// What the proxy signs vouchers over on this chain.
+    pub format: SignatureFormat,
 }
 
 impl PaidProxy {
     /// Reads the payment identity from a hello reply; the client contract the proxy names
-    /// must be the one `owner` has at that proxy contract.
-    pub fn from_hello(accepted: &ClientAccepted, owner: &Address) -> Result<Self, PaymentError> {
+    /// must be the one `owner` has at that proxy contract. Blocking (the chain derives the
+    /// address; on TON it may read the proxy contract).
+    pub fn from_hello(
+        accepted: &ClientAccepted,
+        owner: &Address,
+        chain: &dyn Chain,
+    ) -> Result<Self, PaymentError> {
         let bad = |m: String| PaymentError::BadHello(m);
         let params = accepted
             .proxy
@@ -43,7 +50,7 @@ impl PaidProxy {
         })?;
         let proxy_contract = Address::from_hex(&params.contract_address)
             .map_err(|e| bad(format!("proxy contract address: {e}")))?;
-        let client_contract = Address::client_contract(&proxy_contract, owner);
+        let client_contract = chain.client_contract(&proxy_contract, owner)?;
         let named = Address::from_hex(&accepted.client_contract_address)
             .map_err(|e| bad(format!("client contract address: {e}")))?;
         if named != client_contract {
@@ -55,6 +62,7 @@ impl PaidProxy {
             proxy_contract,
             client_contract,
             key: PublicKey(key),
+            format: chain.signature_format(),
         })
     }
 }
@@ -86,10 +94,18 @@ impl Payer {
         endpoint: &str,
         accepted: &ClientAccepted,
     ) -> Result<PaidProxy, PaymentError> {
-        let paid = PaidProxy::from_hello(accepted, &self.owner)?;
+        let paid = {
+            let (accepted, owner, chain) = (accepted.clone(), self.owner, self.chain.clone());
+            tokio::task::spawn_blocking(move || {
+                PaidProxy::from_hello(&accepted, &owner, chain.as_ref())
+            })
+            .await
+            .map_err(|e| PaymentError::Join(e.to_string()))??
+        };
         self.books.with(&paid.proxy_contract, |b| {
             b.endpoint = endpoint.to_string();
             b.client_contract = paid.client_contract;
+            b.format = paid.format;
             match &accepted.payment {
                 Some(status) => b.accept_report(&paid.key, status),
                 None => Ok(()),
@@ -242,23 +258,26 @@ mod tests {
 
     #[test]
     fn hello_identity_is_checked() {
+        let chain = cocoon_chain::LocalChain::new(Default::default());
         let owner = Address::parse_owner("alice");
         let proxy = Address::wallet("proxy");
         let client = Address::client_contract(&proxy, &owner);
-        let paid = PaidProxy::from_hello(&accepted(&proxy, &client), &owner).unwrap();
+        let paid =
+            PaidProxy::from_hello(&accepted(&proxy, &client), &owner, chain.as_ref()).unwrap();
         assert_eq!(paid.client_contract, client);
         assert_eq!(paid.key, PublicKey([9; 32]));
         let other = Address::client_contract(&proxy, &Address::wallet("bob"));
-        let e = PaidProxy::from_hello(&accepted(&proxy, &other), &owner).unwrap_err();
+        let e =
+            PaidProxy::from_hello(&accepted(&proxy, &other), &owner, chain.as_ref()).unwrap_err();
         assert!(e.to_string().contains("names client contract"), "{e}");
         let mut a = accepted(&proxy, &client);
         a.proxy.as_mut().unwrap().public_key = vec![1u8; 31].into();
-        assert!(PaidProxy::from_hello(&a, &owner).is_err());
+        assert!(PaidProxy::from_hello(&a, &owner, chain.as_ref()).is_err());
         a.proxy = None;
-        assert!(PaidProxy::from_hello(&a, &owner).is_err());
+        assert!(PaidProxy::from_hello(&a, &owner, chain.as_ref()).is_err());
         let mut a = accepted(&proxy, &client);
         a.proxy.as_mut().unwrap().contract_address = "nope".into();
-        assert!(PaidProxy::from_hello(&a, &owner).is_err());
+        assert!(PaidProxy::from_hello(&a, &owner, chain.as_ref()).is_err());
     }
 
     #[test]

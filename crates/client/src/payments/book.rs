@@ -8,7 +8,8 @@
 
 use super::decide::ChargeLag;
 use cocoon_chain::ledger::{
-    Address, CounterView, LedgerError, PublicKey, SeenCounters, SignedVoucher, VoucherOp,
+    Address, CounterView, LedgerError, PublicKey, SeenCounters, SignatureFormat, SignedVoucher,
+    VoucherOp,
 };
 use cocoon_proto as proto;
 use serde::Serialize;
@@ -78,6 +79,8 @@ pub struct ProxyBook {
     pub refused: Option<String>,
     pub short_auths: u64,
     pub long_auths: u64,
+    /// What the proxy signs vouchers over on the chain in use.
+    pub format: SignatureFormat,
 }
 
 /// A charge voucher as the proxy reported it: `None` when it has signed none yet.
@@ -85,6 +88,7 @@ pub fn parse_voucher(
     v: Option<&proto::SignedVoucher>,
     client_contract: &Address,
     key: &PublicKey,
+    format: SignatureFormat,
 ) -> Result<Option<SignedVoucher>, Refusal> {
     let Some(v) = v.filter(|v| !v.signature.is_empty()) else {
         return Ok(None);
@@ -103,7 +107,9 @@ pub fn parse_voucher(
             voucher.contract
         )));
     }
-    voucher.verify(key).map_err(|e| bad(e.to_string()))?;
+    voucher
+        .verify_in(format, key)
+        .map_err(|e| bad(e.to_string()))?;
     Ok(Some(voucher))
 }
 
@@ -139,7 +145,12 @@ impl ProxyBook {
         key: &PublicKey,
         status: &proto::PaymentStatus,
     ) -> Result<(), Refusal> {
-        let voucher = parse_voucher(status.voucher.as_ref(), &self.client_contract, key)?;
+        let voucher = parse_voucher(
+            status.voucher.as_ref(),
+            &self.client_contract,
+            key,
+            self.format,
+        )?;
         if let Some(held) = &self.held {
             let got = voucher.as_ref().map_or(0, |v| v.cumulative);
             if got < held.cumulative {

@@ -192,7 +192,7 @@ impl Payments {
     }
 
     fn sign(&self, op: VoucherOp, contract: Address, cumulative: u64) -> SignedVoucher {
-        Voucher::new(op, contract, cumulative).sign(&self.key)
+        Voucher::new(op, contract, cumulative).sign_in(self.chain.signature_format(), &self.key)
     }
 
     /// Signs fresh vouchers for every peer whose anchored counter moved past its voucher.
@@ -244,7 +244,7 @@ impl Payments {
             if v.contract != *worker || v.op != VoucherOp::WorkerPayout {
                 return Err("balance compare: voucher is not a payout of this worker".into());
             }
-            v.verify(&self.public)
+            v.verify_in(self.chain.signature_format(), &self.public)
                 .map_err(|_| "balance compare: voucher was not signed by this proxy".to_string())?;
         }
         let books = self.books();

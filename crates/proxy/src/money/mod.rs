@@ -115,12 +115,20 @@ impl Payments {
         *self.last_alarm.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     }
 
-    pub fn client_contract(&self, owner: &Address) -> Address {
-        Address::client_contract(&self.contract, owner)
+    /// The client contract of `owner` at this proxy (on TON: derived from the proxy's
+    /// storage, read once).
+    pub async fn client_contract(&self, owner: &Address) -> Result<Address, String> {
+        let (proxy, owner) = (self.contract, *owner);
+        self.chain_call(move |c| c.client_contract(&proxy, &owner))
+            .await
+            .map_err(|e| format!("cannot derive the client contract: {e}"))
     }
 
-    pub fn worker_contract(&self, owner: &Address) -> Address {
-        Address::worker_contract(&self.contract, owner)
+    pub async fn worker_contract(&self, owner: &Address) -> Result<Address, String> {
+        let (proxy, owner) = (self.contract, *owner);
+        self.chain_call(move |c| c.worker_contract(&proxy, &owner))
+            .await
+            .map_err(|e| format!("cannot derive the worker contract: {e}"))
     }
 
     /// Runs a blocking chain call off the async runtime.

@@ -96,7 +96,8 @@ impl Payments {
         if head.seqno <= anchored {
             return;
         }
-        let anchor = SignedAnchor::sign(&self.key, self.contract, head.seqno, head.hash);
+        let format = self.chain.signature_format();
+        let anchor = SignedAnchor::sign_in(format, &self.key, self.contract, head.seqno, head.hash);
         match self
             .chain_call(move |c| c.submit(Op::ProxyAnchor { anchor }))
             .await
@@ -167,7 +168,7 @@ impl Payments {
                         Kind::Refund,
                         Op::ClientGrantRefund {
                             client: *addr,
-                            voucher: v.sign(&self.key),
+                            voucher: v.sign_in(self.chain.signature_format(), &self.key),
                         },
                     ));
                 } else if let Some(v) = b.voucher {
@@ -209,7 +210,7 @@ impl Payments {
                         Kind::Payout,
                         Op::WorkerLastPayout {
                             worker: *addr,
-                            voucher: v.sign(&self.key),
+                            voucher: v.sign_in(self.chain.signature_format(), &self.key),
                         },
                     ));
                 } else if let Some(v) = b.voucher {

@@ -4,7 +4,7 @@
 use super::books::{Books, ClientBook, WorkerBook};
 use super::store::{Head, PeerKind, Store};
 use super::{key, MoneyError, MoneyStats, Payments, ProxyPayments};
-use cocoon_chain::Chain;
+use cocoon_chain::{Chain, ChainError};
 use cocoon_ledger::{
     public_key, Address, ClientAccount, ContractState, OnChainClient, Op, PeerCounters, World,
 };
@@ -30,6 +30,12 @@ impl Payments {
         let (key, _) = key::load_or_create(&config.state_dir.join("proxy.key"))?;
         let public = public_key(&key);
         let registry = chain.registry();
+        let store = Store::open(&config.state_dir.join("proxy.db"))?;
+        let (head, rows) = store.load(&public)?;
+        // Chains that cannot list every contract (TON) read the ones named here: the
+        // contract this key would deploy now and every contract the DB has books for.
+        let _ = chain.proxy_contract(&owner, &public, registry.version);
+        chain.watch(&rows.iter().map(|r| r.contract).collect::<Vec<_>>());
         let mut world = chain.world().map_err(chain_err("reading the ledger"))?;
         // The contract this key already serves (registry updates bump its version, which
         // must not move a running proxy to a new contract); else a new one.
@@ -58,7 +64,9 @@ impl Payments {
                              wallet {owner}; fund it with `cocoon wallet faucet`): {e}"
                         ))
                     })?;
-                let contract = Address::proxy_contract(&owner, &public, registry.version);
+                let contract = chain
+                    .proxy_contract(&owner, &public, registry.version)
+                    .map_err(chain_err("deriving the proxy contract"))?;
                 tracing::info!(%contract, stake, seq = record.seq, "deployed the proxy contract");
                 world = chain.world().map_err(chain_err("reading the ledger"))?;
                 contract
@@ -70,12 +78,16 @@ impl Payments {
             .ok_or_else(|| MoneyError::Chain("proxy contract missing after deploy".into()))?;
         let price = proxy.params.price_per_token;
 
-        let store = Store::open(&config.state_dir.join("proxy.db"))?;
-        let (head, rows) = store.load(&public)?;
         check_head(&head, proxy.anchor_seqno, &proxy.anchor_hash)?;
         let mut anchor_seqno = proxy.anchor_seqno;
         if head.seqno > anchor_seqno {
-            let anchor = cocoon_ledger::SignedAnchor::sign(&key, contract, head.seqno, head.hash);
+            let anchor = cocoon_ledger::SignedAnchor::sign_in(
+                chain.signature_format(),
+                &key,
+                contract,
+                head.seqno,
+                head.hash,
+            );
             chain
                 .submit(Op::ProxyAnchor { anchor })
                 .map_err(chain_err("anchoring the DB head at start"))?;
@@ -247,7 +259,7 @@ impl Payments {
 
     /// Opens a worker's book, deploying its worker contract when it has none.
     pub async fn join_worker(&self, owner: Address) -> Result<Address, String> {
-        let worker = self.worker_contract(&owner);
+        let worker = self.worker_contract(&owner).await?;
         let proxy = self.contract;
         let world = self
             .chain_call(move |c| {
@@ -255,7 +267,13 @@ impl Payments {
                 if world.workers.contains_key(&worker) {
                     return Ok(world);
                 }
-                c.submit(Op::DeployWorker { owner, proxy })?;
+                match c.submit(Op::DeployWorker { owner, proxy }) {
+                    // TON: only the worker's own wallet can deploy its contract; the worker
+                    // does so before its first payout.
+                    Err(ChainError::NotOwnWallet(_)) => return Ok(world),
+                    Err(e) if !e.is_already_deployed() => return Err(e),
+                    _ => {}
+                }
                 c.world()
             })
             .await

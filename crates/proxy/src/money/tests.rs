@@ -35,7 +35,7 @@ fn setup() -> (Arc<LocalChain>, Arc<Payments>) {
 async fn usage_is_signed_only_once_anchored_and_a_peer_ahead_raises_the_alarm() {
     let (chain, p) = setup();
     let owner = Address::wallet("client-owner");
-    let client = p.client_contract(&owner);
+    let client = p.client_contract(&owner).await.unwrap();
     chain
         .submit(Op::DeployClient {
             owner,
@@ -111,7 +111,7 @@ async fn usage_is_signed_only_once_anchored_and_a_peer_ahead_raises_the_alarm() 
 async fn credit_is_bounded_by_the_stake_and_refreshed_from_chain() {
     let (chain, p) = setup();
     let owner = Address::wallet("client-owner");
-    let client = p.client_contract(&owner);
+    let client = p.client_contract(&owner).await.unwrap();
     // A deposit of 100 tokens' worth: the worst case of a request does not fit.
     let price = chain.registry().params.price_per_token;
     chain

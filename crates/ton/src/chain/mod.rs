@@ -25,7 +25,7 @@ mod plan;
 
 pub use plan::{FLOW, PROXY_RESERVE};
 
-use crate::api::{AccountStatus, ApiConfig, StackValue, TonApi, Transaction};
+use crate::api::{AccountStatus, ApiConfig, TonApi, Transaction};
 use crate::messages::from_boc;
 use crate::state::{self, from_ton, to_ton, Kind, ProxyState, RootState};
 use crate::tx;
@@ -357,36 +357,9 @@ impl Inner {
     }
 
     async fn seqno(&self) -> Result<(u32, bool, u128), ChainError> {
-        let own = self
-            .api
-            .account(self.wallet.address())
+        crate::deploy::wallet_state(&self.api, &self.wallet)
             .await
-            .map_err(api_err)?;
-        match own.status {
-            AccountStatus::Uninitialized => Ok((0, true, own.balance)),
-            AccountStatus::Frozen => Err(ChainError::Rejected {
-                reason: format!("wallet {} is frozen", self.wallet.address()),
-                ledger: None,
-            }),
-            AccountStatus::Active => {
-                let r = self
-                    .api
-                    .run_get_method(self.wallet.address(), "seqno", &[])
-                    .await
-                    .map_err(api_err)?;
-                match r.stack.first() {
-                    Some(StackValue::Int(n)) if r.exit_code == 0 => {
-                        let n = u32::try_from(*n)
-                            .map_err(|_| ChainError::BadRequest("wallet seqno".into()))?;
-                        Ok((n, false, own.balance))
-                    }
-                    _ => Err(ChainError::BadRequest(format!(
-                        "the wallet's seqno get-method failed (exit code {})",
-                        r.exit_code
-                    ))),
-                }
-            }
-        }
+            .map_err(api_err)
     }
 
     async fn submit(self: Arc<Self>, op: Op) -> Result<TxRecord, ChainError> {
@@ -767,6 +740,11 @@ impl Chain for TonChain {
             .map_err(api_err)?;
         self.inner.watch([address]);
         Ok(address)
+    }
+
+    fn watch(&self, contracts: &[Address]) {
+        self.inner.watch(contracts.iter().copied());
+        *self.inner.world.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn client_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {

@@ -36,7 +36,7 @@ fn own(sender: &Address, wallet: &Address) -> Result<(), ChainError> {
     if sender == wallet {
         return Ok(());
     }
-    Err(ChainError::BadRequest(format!(
+    Err(ChainError::NotOwnWallet(format!(
         "on TON an op is sent from this node's wallet {}; this one names {}",
         to_ton(wallet),
         to_ton(sender)
