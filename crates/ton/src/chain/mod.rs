@@ -109,6 +109,8 @@ struct Inner {
     /// Proxy storage by address (ident and codes never change; used to derive addresses).
     proxies: Mutex<HashMap<Address, ProxyState>>,
     watched: Mutex<BTreeSet<Address>>,
+    /// The last snapshot, kept only while it held every watched contract: a contract not
+    /// there yet (a client about to deploy) may appear any moment.
     world: Mutex<Option<(Instant, Arc<World>)>>,
     /// One wallet message at a time: each takes the next seqno.
     sending: tokio::sync::Mutex<()>,
@@ -289,11 +291,14 @@ impl Inner {
             .clone()
     }
 
+    /// Adds contracts to the view; a new one makes the cached snapshot stale.
     fn watch(&self, addresses: impl IntoIterator<Item = Address>) {
-        self.watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(addresses);
+        let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        let before = watched.len();
+        watched.extend(addresses);
+        if watched.len() != before {
+            *self.world.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
     }
 
     /// Reads the root's storage and rebuilds the registry from it.
@@ -581,6 +586,7 @@ impl Inner {
         }
         let mut world = World::new(state::root_params(&root.params));
         world.now = self.now().await?;
+        let mut complete = true;
         let own = self
             .api
             .account(self.wallet.address())
@@ -592,6 +598,7 @@ impl Inner {
         for a in addresses {
             let account = self.api.account(&to_ton(&a)).await.map_err(api_err)?;
             if account.status != AccountStatus::Active {
+                complete = false;
                 continue;
             }
             let (Ok(code), Ok(data)) = (from_boc(&account.code), from_boc(&account.data)) else {
@@ -623,7 +630,7 @@ impl Inner {
                 Ok(Some(())) => {
                     world.accounts.insert(a, saturate(account.balance));
                 }
-                Ok(None) => {}
+                Ok(None) => complete = false,
                 Err(e) => tracing::warn!("contract {} has unreadable storage: {e}", to_ton(&a)),
             }
         }
@@ -652,7 +659,7 @@ impl Inner {
         }
         let world = Arc::new(world);
         *self.world.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((Instant::now(), world.clone()));
+            complete.then(|| (Instant::now(), world.clone()));
         Ok(world)
     }
 }
@@ -744,7 +751,6 @@ impl Chain for TonChain {
 
     fn watch(&self, contracts: &[Address]) {
         self.inner.watch(contracts.iter().copied());
-        *self.inner.world.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn client_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {

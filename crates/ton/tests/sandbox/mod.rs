@@ -1,5 +1,7 @@
 //! A local TON network for tests: `contracts/scripts/sandbox-api.js` (an @ton/sandbox
 //! blockchain behind the toncenter v2 API) as a child process, plus its faucet and clock.
+//! Shared by test crates that each use part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
