@@ -32,23 +32,15 @@ pub enum ChainCommand {
     /// wallet you control, and print its address. Safe to repeat: an active root with the
     /// same owner, params and code is reported, not deployed again.
     DeployRoot(DeployRoot),
+    /// Govern a TON root registry from its owner's wallet: allow models and TEE images,
+    /// list proxies; or show what it holds.
+    Root(crate::root_cmd::RootArgs),
 }
 
 #[derive(clap::Args)]
 pub struct DeployRoot {
-    /// TON HTTP API (toncenter v2 compatible) base URL.
-    #[arg(long, default_value = "https://testnet.toncenter.com/api/v2")]
-    api_url: String,
-    /// API key (sent as X-API-Key; raises the rate limit from 1 to 10 requests/s).
-    #[arg(long, env = "TON_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// File with the deployer wallet's Ed25519 seed: 64 hex characters. The wallet
-    /// (standard v4r2 or v5r1 of that key) pays the deploy; fund it first.
-    #[arg(long)]
-    wallet_seed_file: PathBuf,
-    /// The wallet contract version of that key.
-    #[arg(long, default_value = "v4r2", value_parser = ["v4r2", "v5r1"])]
-    wallet_version: String,
+    #[command(flatten)]
+    wallet: crate::root_cmd::WalletArgs,
     /// The root's owner (raw `0:…` or user-friendly form); default: the deployer wallet.
     #[arg(long)]
     owner: Option<String>,
@@ -72,14 +64,12 @@ pub async fn run(cmd: ChainCommand, shutdown: CancellationToken) -> Result<()> {
             genesis,
         } => serve(db, listen, genesis, shutdown).await,
         ChainCommand::DeployRoot(args) => deploy_root(args).await,
+        ChainCommand::Root(args) => crate::root_cmd::run(args).await,
     }
 }
 
 async fn deploy_root(args: DeployRoot) -> Result<()> {
-    use cocoon_ton::wallet::NodeWallet;
-    let seed = crate::ton_config::read_seed(&args.wallet_seed_file)?;
-    let version = crate::ton_config::wallet_version(&args.wallet_version)?;
-    let wallet = NodeWallet::from_seed(&seed, version)?;
+    let wallet = args.wallet.wallet()?;
     let owner = match &args.owner {
         Some(o) => cocoon_ton::parse_address(o)?,
         None => wallet.address().clone(),
@@ -93,7 +83,7 @@ async fn deploy_root(args: DeployRoot) -> Result<()> {
     let (_, address) = cocoon_ton::deploy::root_state_init(&owner, &params, &codes)?;
     // User-friendly forms for this network: contracts bounceable, the wallet (which may not
     // be deployed yet, so funds sent to it must not bounce) non-bounceable.
-    let testnet = args.api_url.contains("testnet");
+    let testnet = args.wallet.api_url.contains("testnet");
     let friendly =
         |a: &cocoon_ton::TonAddress, non_bounceable| a.to_base64_url_flags(non_bounceable, testnet);
     println!(
@@ -107,8 +97,7 @@ async fn deploy_root(args: DeployRoot) -> Result<()> {
         println!("dry run: nothing sent; fund the deployer wallet and run again without --dry-run");
         return Ok(());
     }
-    let api =
-        cocoon_ton::api::TonApi::new(cocoon_ton::api::ApiConfig::new(&args.api_url, args.api_key))?;
+    let api = args.wallet.api()?;
     let done = cocoon_ton::deploy::deploy_root(
         &api,
         &wallet,

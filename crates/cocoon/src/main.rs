@@ -9,6 +9,7 @@ mod engine_bench;
 mod estimate;
 mod model_cmd;
 mod operator;
+mod root_cmd;
 mod ton_config;
 
 use anyhow::{Context, Result};

@@ -63,14 +63,14 @@ pub fn wallet_version(s: &str) -> Result<WalletVersion> {
     }
 }
 
-/// Opens the TON chain of `[ton]`; returns it and the owner address as the services take it
-/// (the wallet's account id in hex), after checking `owner` names this wallet.
-pub fn open(
+/// The node's wallet of `[ton]`, checked to be the `owner` the config names: its seed, version
+/// and account id (hex, as the services take owners).
+fn node_wallet(
     config_path: &Path,
     t: &TonFile,
-    resolve: impl Fn(&Path) -> PathBuf,
+    resolve: &impl Fn(&Path) -> PathBuf,
     owner: &str,
-) -> Result<(Arc<dyn Chain>, String)> {
+) -> Result<([u8; 32], WalletVersion, String)> {
     let seed = read_seed(&resolve(&t.wallet_seed_file))?;
     let version = wallet_version(&t.wallet_version)?;
     let wallet = NodeWallet::from_seed(&seed, version)?;
@@ -87,6 +87,18 @@ pub fn open(
             t.wallet_seed_file.display()
         );
     }
+    Ok((seed, version, wallet_hex))
+}
+
+/// Opens the TON chain of `[ton]`; returns it and the owner address as the services take it
+/// (the wallet's account id in hex), after checking `owner` names this wallet.
+pub fn open(
+    config_path: &Path,
+    t: &TonFile,
+    resolve: impl Fn(&Path) -> PathBuf,
+    owner: &str,
+) -> Result<(Arc<dyn Chain>, String)> {
+    let (seed, version, wallet_hex) = node_wallet(config_path, t, &resolve, owner)?;
     let root = cocoon_ton::parse_address(&t.root)?;
     let api_key = std::env::var(&t.api_key_env).ok().filter(|k| !k.is_empty());
     let api = cocoon_ton::api::ApiConfig::new(&t.api_url, api_key);
@@ -103,4 +115,50 @@ pub fn open(
     let chain = TonChain::connect(cfg)
         .with_context(|| format!("cannot reach the TON root {} via {}", t.root, t.api_url))?;
     Ok((chain, wallet_hex))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(seed: &Path) -> TonFile {
+        toml::from_str(&format!(
+            "api_url = \"http://127.0.0.1:9/api/v2\"\nroot = \"0:{}\"\nwallet_seed_file = {:?}\n",
+            "11".repeat(32),
+            seed
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_owner_must_be_the_nodes_wallet_and_bad_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("cocoon-ton-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seed = dir.join("node.seed");
+        std::fs::write(&seed, "05".repeat(32)).unwrap();
+        let cfg = Path::new("/etc/cocoon/proxy.toml");
+        let t = file(&seed);
+        let resolve = Path::to_path_buf;
+        let err = node_wallet(cfg, &t, &resolve, "alice").err().unwrap();
+        assert!(
+            err.to_string().contains("is not this node's wallet"),
+            "{err}"
+        );
+        // The wallet's address in either form is accepted, as the services' hex.
+        let wallet = NodeWallet::from_seed(&[5; 32], WalletVersion::V4R2).unwrap();
+        let hex = hex::encode(wallet.address().hash_part.as_slice());
+        for owner in [wallet.address().to_base64_url(), wallet.address().to_hex()] {
+            let (s, _, named) = node_wallet(cfg, &t, &resolve, &owner).unwrap();
+            assert_eq!((s, named), ([5; 32], hex.clone()));
+        }
+        std::fs::write(&seed, "not hex").unwrap();
+        let err = node_wallet(cfg, &t, &resolve, "x").err().unwrap();
+        assert!(err.to_string().contains("64 hex characters"), "{err}");
+        assert!(wallet_version("v3").is_err());
+        assert!(toml::from_str::<TonFile>(
+            "api_url = \"x\"\nroot = \"y\"\nwallet_seed_file = \"z\"\nsurprise = 1"
+        )
+        .is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
