@@ -38,6 +38,8 @@ fn node(sb: &Sandbox, root: &cocoon_ton::TonAddress, seed: u8) -> Arc<TonChain> 
     cfg.poll = Duration::from_millis(10);
     cfg.confirm_timeout = Duration::from_secs(20);
     cfg.world_ttl = Duration::ZERO;
+    // Tiny pages: finding each op's transactions pages back through the contract's history.
+    cfg.tx_page = 2;
     cfg.policy.allow_sim = true;
     TonChain::connect(cfg).unwrap()
 }

@@ -60,6 +60,8 @@ pub struct TonChainConfig {
     pub poll: Duration,
     /// How long a world snapshot is reused (submits invalidate it).
     pub world_ttl: Duration,
+    /// Transactions asked per page when looking for an op's (up to 10 pages back).
+    pub tx_page: u32,
 }
 
 impl std::fmt::Debug for TonChainConfig {
@@ -86,6 +88,7 @@ impl TonChainConfig {
             confirm_timeout: Duration::from_secs(180),
             poll: Duration::from_secs(2),
             world_ttl: Duration::from_secs(2),
+            tx_page: 20,
         }
     }
 }
@@ -93,8 +96,8 @@ impl TonChainConfig {
 /// Messages sent by one op are followed this many contracts deep (the longest flow, a worker
 /// payout, is wallet → worker → proxy → worker).
 const MAX_TRACE_DEPTH: usize = 4;
-/// Transactions read per account when looking for one message's.
-const TX_PAGE: u32 = 20;
+/// Pages of transactions read at most when looking for one message's.
+const MAX_PAGES: usize = 10;
 /// What the wallet must hold beyond an op's value for its own fees.
 const WALLET_FEE_MARGIN: u64 = 50_000_000;
 
@@ -430,6 +433,7 @@ impl Inner {
                 self.wallet.address().clone(),
                 &planned.to,
                 body_hash,
+                now.saturating_sub(60),
                 deadline,
             )
             .await?;
@@ -471,6 +475,7 @@ impl Inner {
         from: TonAddress,
         to: &TonAddress,
         body_hash: tonlib_core::TonHash,
+        since: u64,
         deadline: tokio::time::Instant,
     ) -> Result<u64, ChainError> {
         let mut frontier = vec![(from, to.clone(), body_hash)];
@@ -478,7 +483,7 @@ impl Inner {
         for _ in 0..MAX_TRACE_DEPTH {
             let mut next = Vec::new();
             for (source, dest, hash) in frontier {
-                let tx = self.find(&source, &dest, &hash, deadline).await?;
+                let tx = self.find(&source, &dest, &hash, since, deadline).await?;
                 first_time.get_or_insert(tx.utime);
                 let cell = match &tx.data {
                     Some(d) => from_boc(d).map_err(api_err)?,
@@ -540,25 +545,42 @@ impl Inner {
         source: &TonAddress,
         dest: &TonAddress,
         body_hash: &tonlib_core::TonHash,
+        since: u64,
         deadline: tokio::time::Instant,
     ) -> Result<Transaction, ChainError> {
         loop {
-            let txs = self
-                .api
-                .transactions(dest, TX_PAGE, None)
-                .await
-                .map_err(api_err)?;
-            for tx in txs {
-                let Some(m) = &tx.in_msg else { continue };
-                let from_source = crate::parse_address(&m.source).is_ok_and(|s| s == *source);
-                let same_body = m
-                    .body
-                    .as_deref()
-                    .and_then(|b| from_boc(b).ok())
-                    .is_some_and(|c| c.cell_hash() == *body_hash);
-                if from_source && same_body {
-                    return Ok(tx);
+            // Newest first, paging back (a busy contract may have processed many messages
+            // since) until transactions older than the op.
+            let mut cursor: Option<crate::api::TxId> = None;
+            for _ in 0..MAX_PAGES {
+                let page = self
+                    .api
+                    .transactions(dest, self.cfg.tx_page, cursor.as_ref())
+                    .await
+                    .map_err(api_err)?;
+                // The cursor's own transaction starts the next page: skip it.
+                let fresh: Vec<Transaction> = page
+                    .into_iter()
+                    .filter(|t| cursor.as_ref() != Some(&t.id))
+                    .collect();
+                let Some(oldest) = fresh.last() else { break };
+                let (oldest_id, oldest_time) = (oldest.id.clone(), oldest.utime);
+                for tx in fresh {
+                    let Some(m) = &tx.in_msg else { continue };
+                    let from_source = crate::parse_address(&m.source).is_ok_and(|s| s == *source);
+                    let same_body = m
+                        .body
+                        .as_deref()
+                        .and_then(|b| from_boc(b).ok())
+                        .is_some_and(|c| c.cell_hash() == *body_hash);
+                    if from_source && same_body {
+                        return Ok(tx);
+                    }
                 }
+                if oldest_time < since {
+                    break;
+                }
+                cursor = Some(oldest_id);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(self.unconfirmed(&format!("no transaction at {dest} yet")));
