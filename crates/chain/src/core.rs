@@ -69,7 +69,7 @@ impl Ledger {
 }
 
 /// Records of `history` (ordered by seq, gap-free from 1) with `seq >= from`, at most `limit`.
-pub(crate) fn slice_history(history: &[TxRecord], from: u64, limit: usize) -> Vec<TxRecord> {
+pub fn slice_history(history: &[TxRecord], from: u64, limit: usize) -> Vec<TxRecord> {
     let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
     history.iter().skip(start).take(limit).cloned().collect()
 }

@@ -12,6 +12,7 @@
 //! handshake); the others are fast local calls or one HTTP round trip, which async callers
 //! should wrap in `spawn_blocking`.
 
+mod bridge;
 mod clock;
 mod core;
 mod db;
@@ -21,6 +22,8 @@ mod local;
 mod registry;
 mod remote;
 
+pub use crate::core::slice_history;
+pub use bridge::RuntimeThread;
 pub use clock::Clock;
 /// The ledger types ops and states are made of, for callers that only depend on the chain.
 pub use cocoon_ledger as ledger;

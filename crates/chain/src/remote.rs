@@ -1,14 +1,12 @@
 //! `RemoteChain`: the `Chain` of a `cocoon chain serve` endpoint, so processes on other
 //! hosts share one devnet.
 //!
-//! The trait is sync, reqwest is async: requests run on a private single-thread runtime on
-//! its own thread and the caller waits on a channel. That works from any context (plain
-//! threads, `spawn_blocking`, even a runtime worker, which it blocks for one round trip)
-//! and never deadlocks on the caller's runtime. `registry()` never does I/O: a background
-//! task refreshes a cached copy every `refresh` (1 s by default).
+//! The trait is sync, reqwest is async: requests run on a [`RuntimeThread`] and the caller
+//! waits for them. `registry()` never does I/O: a background task refreshes a cached copy
+//! every `refresh` (1 s by default).
 
 use crate::http::{AdvanceBody, BalanceBody, ErrorBody};
-use crate::{Chain, ChainError, Registry, Tip, TxRecord};
+use crate::{Chain, ChainError, Registry, RuntimeThread, Tip, TxRecord};
 use cocoon_ledger::{Address, Op, World};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -22,10 +20,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RemoteChain {
     base: String,
     client: reqwest::Client,
-    rt: tokio::runtime::Handle,
-    registry: Arc<RwLock<Arc<Registry>>>,
     /// Dropping it ends the runtime thread (and the refresher with it).
-    _stop: tokio::sync::oneshot::Sender<()>,
+    rt: RuntimeThread,
+    registry: Arc<RwLock<Arc<Registry>>>,
 }
 
 impl RemoteChain {
@@ -42,32 +39,7 @@ impl RemoteChain {
             url: base.clone(),
             message,
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("remote-chain".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(rt.handle().clone()));
-                // Spawned tasks run while this waits; they are dropped with the runtime.
-                rt.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| remote_err(format!("cannot start client thread: {e}")))?;
-        let rt = ready_rx
-            .recv()
-            .map_err(|_| remote_err("client thread died".into()))?
-            .map_err(|e| remote_err(format!("cannot start client runtime: {e}")))?;
+        let rt = RuntimeThread::start("remote-chain").map_err(remote_err)?;
         let client = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
@@ -78,7 +50,6 @@ impl RemoteChain {
             client,
             rt,
             registry: Arc::new(RwLock::new(Arc::new(first))),
-            _stop: stop,
         });
         chain.spawn_refresher(refresh);
         Ok(chain)
@@ -98,7 +69,7 @@ impl RemoteChain {
             self.base.clone(),
             self.registry.clone(),
         );
-        self.rt.spawn(async move {
+        self.rt.handle().spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match exchange::<Registry>(get(&client, &base, "/registry"), &base).await {
@@ -179,19 +150,16 @@ fn get(client: &reqwest::Client, base: &str, path: &str) -> reqwest::RequestBuil
 
 /// Runs one request on the client runtime and waits for its answer.
 fn call<T: DeserializeOwned + Send + 'static>(
-    rt: &tokio::runtime::Handle,
+    rt: &RuntimeThread,
     req: reqwest::RequestBuilder,
     base: &str,
 ) -> Result<T, ChainError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let url = base.to_string();
-    rt.spawn(async move {
-        let _ = tx.send(exchange::<T>(req, &url).await);
-    });
-    rx.recv().map_err(|_| ChainError::Remote {
-        url: base.to_string(),
-        message: "client runtime stopped".into(),
-    })?
+    rt.block(async move { exchange::<T>(req, &url).await })
+        .ok_or_else(|| ChainError::Remote {
+            url: base.to_string(),
+            message: "client runtime stopped".into(),
+        })?
 }
 
 /// Largest answer accepted from a chain server (the whole-ledger snapshot is the biggest).

@@ -1,7 +1,11 @@
 //! `cocoon chain deploy-root` as an operator runs it: the address it prints is the one the
 //! adapter derives from the embedded contract code, and against a TON HTTP API (a local
 //! server answering like toncenter) it asks with the API key and sends nothing when the root
-//! is already active.
+//! is already active. `cocoon chain root …` governs a root on a local TON network (the Tolk
+//! contracts in @ton/sandbox behind the toncenter v2 API).
+
+#[path = "../../ton/tests/sandbox/mod.rs"]
+mod sandbox;
 
 use axum::extract::Path;
 use axum::http::HeaderMap;
@@ -34,6 +38,7 @@ fn expected_root() -> String {
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cocoon"))
         .args(args)
+        .env_remove("TON_API_KEY")
         .output()
         .unwrap();
     (
@@ -126,4 +131,101 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("cocoon-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn an_operator_governs_the_root_from_the_command_line() {
+    let sb = sandbox::Sandbox::start();
+    let dir = std::env::temp_dir().join(format!("cocoon-root-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let seed = dir.join("operator.seed");
+    std::fs::write(&seed, "0b".repeat(32)).unwrap();
+    let other = dir.join("other.seed");
+    std::fs::write(&other, "0c".repeat(32)).unwrap();
+    let wallet = cocoon_ton::wallet::NodeWallet::from_seed(
+        &[0x0b; 32],
+        cocoon_ton::wallet::WalletVersion::V4R2,
+    )
+    .unwrap();
+    sb.fund(&wallet.address().to_hex(), 10_000_000_000);
+    let seed = seed.to_str().unwrap();
+    let api = sb.api.as_str();
+
+    let (ok, out, err) = run(&[
+        "chain",
+        "deploy-root",
+        "--requests-per-second",
+        "1000",
+        "--api-url",
+        api,
+        "--wallet-seed-file",
+        seed,
+    ]);
+    assert!(ok, "{out}{err}");
+    let root = out
+        .lines()
+        .find_map(|l| l.strip_prefix("root address: "))
+        .and_then(|l| l.split(' ').next())
+        .expect("the root's address")
+        .to_string();
+    let admin = |action: &[&str], seed: &str| {
+        let mut args = vec![
+            "chain",
+            "root",
+            "--requests-per-second",
+            "1000",
+            "--api-url",
+            api,
+            "--wallet-seed-file",
+            seed,
+            "--root",
+            &root,
+        ];
+        args.extend_from_slice(action);
+        run(&args)
+    };
+    let model = "qwen@main:abcd";
+    for action in [
+        vec!["add-model", model],
+        vec!["add-image", "worker", &"aa".repeat(32)],
+        vec![
+            "register-proxy",
+            &root,
+            "proxy.example:9000",
+            "proxy.example:9001",
+        ],
+    ] {
+        let (ok, out, err) = admin(&action, seed);
+        assert!(ok, "{action:?}: {out}{err}");
+        assert!(out.contains("done: root version"), "{out}");
+    }
+    // Another wallet is refused before anything is sent.
+    let (ok, _, err) = admin(&["add-model", "other@x:y"], other.to_str().unwrap());
+    assert!(!ok);
+    assert!(err.contains("is not the root's owner"), "{err}");
+
+    let (ok, out, err) = run(&[
+        "chain",
+        "root",
+        "--requests-per-second",
+        "1000",
+        "--api-url",
+        api,
+        "--root",
+        &root,
+        "show",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("version 3"), "{out}");
+    let model_hash = hex::encode(cocoon_chain::model_hash(model));
+    assert!(out.contains(&format!("model {model_hash}")), "{out}");
+    assert!(
+        out.contains(&format!("worker image {}", "aa".repeat(32))),
+        "{out}"
+    );
+    assert!(
+        out.contains("clients proxy.example:9000 workers proxy.example:9001"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

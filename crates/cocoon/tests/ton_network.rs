@@ -116,8 +116,10 @@ fn a_paid_request_settles_on_the_ton_contracts() {
             "max_tokens": 8,
         });
         let res = net.post("/v1/chat/completions", &body).await;
-        assert_eq!(res.status(), 200);
-        let answer: serde_json::Value = res.json().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
         let cost = answer["usage"]["total_cost"].as_u64().expect("a cost");
         assert!(cost > 0);
 

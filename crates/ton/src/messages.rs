@@ -117,6 +117,24 @@ impl TryFrom<&cocoon_ledger::RootParams> for Params {
     }
 }
 
+impl From<&Params> for cocoon_ledger::RootParams {
+    /// The embedded chain's parameters of the contracts' ones.
+    fn from(p: &Params) -> Self {
+        cocoon_ledger::RootParams {
+            price_per_token: p.price_per_token,
+            worker_fee_per_token: p.worker_fee_per_token,
+            prompt_multiplier: p.prompt_multiplier,
+            cached_multiplier: p.cached_multiplier,
+            completion_multiplier: p.completion_multiplier,
+            reasoning_multiplier: p.reasoning_multiplier,
+            min_client_stake: p.min_client_stake,
+            min_proxy_stake: p.min_proxy_stake,
+            client_delay_before_close_secs: u64::from(p.client_delay_secs),
+            proxy_delay_before_close_secs: u64::from(p.proxy_delay_secs),
+        }
+    }
+}
+
 /// A registered proxy: its contract and `"client_host:port worker_host:port"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyEntry {

@@ -86,22 +86,6 @@ fn parse_params(cell: &Cell) -> Result<Params, TonError> {
     })
 }
 
-/// The embedded chain's parameters of the contracts' ones.
-pub fn root_params(p: &Params) -> RootParams {
-    RootParams {
-        price_per_token: p.price_per_token,
-        worker_fee_per_token: p.worker_fee_per_token,
-        prompt_multiplier: p.prompt_multiplier,
-        cached_multiplier: p.cached_multiplier,
-        completion_multiplier: p.completion_multiplier,
-        reasoning_multiplier: p.reasoning_multiplier,
-        min_client_stake: p.min_client_stake,
-        min_proxy_stake: p.min_proxy_stake,
-        client_delay_before_close_secs: u64::from(p.client_delay_secs),
-        proxy_delay_before_close_secs: u64::from(p.proxy_delay_secs),
-    }
-}
-
 /// The root registry's storage.
 #[derive(Clone, Debug)]
 pub struct RootState {
@@ -330,7 +314,7 @@ pub fn parse_proxy(address: Address, data: &Cell) -> Result<Option<ProxyState>, 
             address,
             owner,
             key,
-            params: root_params(&parse_params(&params)?),
+            params: RootParams::from(&parse_params(&params)?),
             state,
             unlock_at,
             stake,

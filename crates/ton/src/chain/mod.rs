@@ -31,7 +31,7 @@ use crate::state::{self, from_ton, to_ton, Kind, ProxyState, RootState};
 use crate::tx;
 use crate::wallet::{NodeWallet, Outgoing, WalletVersion};
 use crate::TonError;
-use cocoon_chain::{Chain, ChainError, ProxyEntry, Registry, Tip, TxRecord};
+use cocoon_chain::{Chain, ChainError, ProxyEntry, Registry, RuntimeThread, Tip, TxRecord};
 use cocoon_ledger::{Address, Effects, Op, PublicKey, SignatureFormat, World};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -124,8 +124,8 @@ struct Inner {
 /// A node's view of the chain through a TON HTTP API.
 pub struct TonChain {
     inner: Arc<Inner>,
-    rt: tokio::runtime::Handle,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    /// Dropping it ends the runtime thread (and the registry refresher with it).
+    rt: RuntimeThread,
 }
 
 impl std::fmt::Debug for TonChain {
@@ -199,31 +199,7 @@ impl TonChain {
             .map_err(|e| ChainError::BadRequest(format!("wallet: {e}")))?;
         let wallet_address = from_ton(wallet.address()).map_err(api_err)?;
         let api = TonApi::new(cfg.api.clone()).map_err(api_err)?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("ton-chain".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(rt.handle().clone()));
-                rt.block_on(async {
-                    let _ = stopped.await;
-                });
-            })
-            .map_err(|e| ChainError::BadRequest(format!("cannot start the TON thread: {e}")))?;
-        let rt = ready_rx
-            .recv()
-            .map_err(|_| ChainError::BadRequest("TON thread died".into()))?
-            .map_err(|e| ChainError::BadRequest(format!("TON runtime: {e}")))?;
+        let rt = RuntimeThread::start("ton-chain").map_err(ChainError::BadRequest)?;
         let root = cfg.root.clone();
         let placeholder = Arc::new(RootState::placeholder());
         let inner = Arc::new(Inner {
@@ -244,12 +220,11 @@ impl TonChain {
         let chain = Arc::new(TonChain {
             inner: inner.clone(),
             rt,
-            _stop: stop,
         });
         chain.block(|i| async move { i.read_root().await.map(|_| ()) })?;
         let every = inner.cfg.registry_refresh;
         let weak = Arc::downgrade(&inner);
-        chain.rt.spawn(async move {
+        chain.rt.handle().spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(i) = weak.upgrade() else { return };
@@ -274,15 +249,12 @@ impl TonChain {
         F: FnOnce(Arc<Inner>) -> Fut,
         Fut: Future<Output = Result<T, ChainError>> + Send + 'static,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let fut = f(self.inner.clone());
-        self.rt.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().map_err(|_| ChainError::Remote {
-            url: self.inner.cfg.api.base_url.clone(),
-            message: "the TON runtime stopped".into(),
-        })?
+        self.rt
+            .block(f(self.inner.clone()))
+            .ok_or_else(|| ChainError::Remote {
+                url: self.inner.cfg.api.base_url.clone(),
+                message: "the TON runtime stopped".into(),
+            })?
     }
 }
 
@@ -317,7 +289,7 @@ impl Inner {
         let root = Arc::new(state::parse_root(&data).map_err(api_err)?);
         let mut registry = self.cfg.policy.clone();
         registry.version = u64::from(root.version);
-        registry.params = state::root_params(&root.params);
+        registry.params = cocoon_ledger::RootParams::from(&root.params);
         registry.proxy_image_hashes = root.proxy_images.clone();
         registry.worker_image_hashes = root.worker_images.clone();
         registry.model_hashes = root.models.clone();
@@ -606,7 +578,7 @@ impl Inner {
                 addresses.insert(a);
             }
         }
-        let mut world = World::new(state::root_params(&root.params));
+        let mut world = World::new(cocoon_ledger::RootParams::from(&root.params));
         world.now = self.now().await?;
         let mut complete = true;
         let own = self
@@ -735,8 +707,7 @@ impl Chain for TonChain {
 
     fn history(&self, from_seq: u64, limit: usize) -> Result<Vec<TxRecord>, ChainError> {
         let log = self.inner.log.lock().unwrap_or_else(|p| p.into_inner());
-        let start = usize::try_from(from_seq.saturating_sub(1)).unwrap_or(usize::MAX);
-        Ok(log.iter().skip(start).take(limit).cloned().collect())
+        Ok(cocoon_chain::slice_history(&log, from_seq, limit))
     }
 
     fn advance(&self, _secs: u64) -> Result<Tip, ChainError> {
