@@ -47,6 +47,8 @@ fn uint(obj: &Map<String, Value>, field: &str) -> Result<Option<u32>, String> {
 }
 
 pub fn parse(raw: &[u8], defaults: &RequestDefaults) -> Result<ParsedRequest, String> {
+    // Bounded before parsing: a body of tiny values costs ~100× its size as `Value`s.
+    cocoon_proto::check_json_values(raw)?;
     let value: Value =
         serde_json::from_slice(raw).map_err(|e| format!("request body is not valid JSON: {e}"))?;
     let Value::Object(mut obj) = value else {

@@ -275,3 +275,28 @@ fn corpus() {
         );
     }
 }
+
+/// The densest bodies (tiny values: ~130 bytes of `Value` per value) are refused past
+/// `MAX_JSON_VALUES` before anything is parsed; a body just under the bound costs a bounded
+/// amount, not ~100× its size.
+#[test]
+fn dense_bodies_are_bounded_before_parsing() {
+    let body = |n: usize| format!(r#"{{"model":"m","prompt":[{}0]}}"#, "[0],".repeat(n));
+    let n = cocoon_proto::MAX_JSON_VALUES / 2 - 8;
+    let under = body(n);
+    let (got, peak) = peak_alloc(|| parse(under.as_bytes(), &defaults()));
+    assert!(got.is_ok(), "{:?}", got.err());
+    if std::env::var_os("SHOW_PEAK").is_some() {
+        eprintln!("peak {peak} bytes for {} input bytes", under.len());
+    }
+    assert!(
+        peak < 64 << 20,
+        "{peak} bytes for {} input bytes",
+        under.len()
+    );
+    let over = body(n + 16);
+    let (got, peak) = peak_alloc(|| parse(over.as_bytes(), &defaults()));
+    let err = got.expect_err("refused");
+    assert!(err.contains("JSON values"), "{err}");
+    assert!(peak < 4096, "refused without parsing: {peak} bytes");
+}

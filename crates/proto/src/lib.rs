@@ -17,6 +17,9 @@ pub const PROTOCOL_MIN: u32 = 1;
 /// Newest protocol version this build speaks.
 pub const PROTOCOL_MAX: u32 = 1;
 
+mod json_bound;
+pub use json_bound::{check_json_values, json_value_bound, MAX_JSON_VALUES};
+
 /// Largest JSON request body an app may send (and the largest body on any link).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Largest single gRPC message on any link: a body plus its envelope.

@@ -273,6 +273,8 @@ pub(crate) fn continue_body(path: &str, body: &[u8], text: &str) -> Option<Vec<u
         // Nothing reached the app yet: the request runs again as it was.
         return Some(body.to_vec());
     }
+    // Bounded before parsing: a body of tiny values costs ~100× its size as `Value`s.
+    cocoon_proto::check_json_values(body).ok()?;
     let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
@@ -486,5 +488,17 @@ mod tests {
             };
             assert_eq!(continue_body(path, body, "x"), None);
         }
+    }
+
+    #[test]
+    fn a_body_of_too_many_values_is_not_parsed_to_continue_it() {
+        let dense = format!(
+            r#"{{"model":"m","prompt":[{}0]}}"#,
+            "[0],".repeat(cocoon_proto::MAX_JSON_VALUES)
+        );
+        assert_eq!(
+            continue_body("/v1/completions", dense.as_bytes(), "x"),
+            None
+        );
     }
 }

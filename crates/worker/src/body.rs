@@ -17,6 +17,8 @@ pub fn rewrite(
     if !INFERENCE_PATHS.contains(&path) {
         return Err(format!("unsupported path {path:?}"));
     }
+    // Bounded before parsing: a body of tiny values costs ~100× its size as `Value`s.
+    cocoon_proto::check_json_values(body)?;
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     let Value::Object(mut obj) = value else {

@@ -324,3 +324,24 @@ fn corpus() {
         assert_eq!(got.is_ok(), depth < 127, "depth {depth}");
     }
 }
+
+/// A peer's body of tiny values is refused past `MAX_JSON_VALUES` before it is parsed (it
+/// would cost ~100× its size as `Value`s); one just under the bound costs a bounded amount.
+#[test]
+fn dense_bodies_are_bounded_before_parsing() {
+    let body = |n: usize| format!(r#"{{"model":"{MODEL}","prompt":[{}0]}}"#, "[0],".repeat(n));
+    let n = cocoon_proto::MAX_JSON_VALUES / 2 - 8;
+    let under = body(n);
+    let (got, peak) = peak_alloc(|| rewrite("/v1/completions", under.as_bytes(), MODEL, 16, false));
+    assert!(got.is_ok(), "{:?}", got.err());
+    assert!(
+        peak < 64 << 20,
+        "{peak} bytes for {} input bytes",
+        under.len()
+    );
+    let over = body(n + 16);
+    let (got, peak) = peak_alloc(|| rewrite("/v1/completions", over.as_bytes(), MODEL, 16, false));
+    let err = got.expect_err("refused");
+    assert!(err.contains("JSON values"), "{err}");
+    assert!(peak < 4096, "refused without parsing: {peak} bytes");
+}
