@@ -14,41 +14,17 @@
 //! `B<address>` GET /balance/<address>, `G<n>` GET /registry, /state or /time.
 #![no_main]
 
-use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use cocoon_chain::http::{router, AdvanceBody, BalanceBody, ErrorBody};
-use cocoon_chain::ledger::World;
-use cocoon_chain::{Chain, Clock, LocalChain, Registry, Tip, TxRecord};
+use cocoon_chain::http::{router, ErrorBody};
+use cocoon_chain::{Chain, Clock, LocalChain, TxRecord};
+use cocoon_fuzz::chain_oracle::decode_all;
 use cocoon_fuzz::{chain_registry, json_budget, within};
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use tower::ServiceExt;
-
-/// Decodes `raw` as `T`; what decodes must re-encode and decode to the same value.
-fn roundtrip<T: DeserializeOwned + Serialize + PartialEq + Debug>(raw: &[u8]) -> Option<T> {
-    let v: T = serde_json::from_slice(raw).ok()?;
-    let text = serde_json::to_vec(&v).expect("a decoded value encodes");
-    let back: T = serde_json::from_slice(&text).expect("an encoded value decodes");
-    assert_eq!(back, v);
-    Some(v)
-}
-
-/// Decodes `raw` as everything a `RemoteChain` reads from a chain server.
-fn decode_all(raw: &[u8]) {
-    roundtrip::<Registry>(raw);
-    roundtrip::<Tip>(raw);
-    roundtrip::<Vec<TxRecord>>(raw);
-    roundtrip::<TxRecord>(raw);
-    roundtrip::<World>(raw);
-    let _ = serde_json::from_slice::<BalanceBody>(raw);
-    let _ = serde_json::from_slice::<ErrorBody>(raw);
-    let _ = serde_json::from_slice::<AdvanceBody>(raw);
-}
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();

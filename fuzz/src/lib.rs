@@ -241,31 +241,12 @@ pub mod ledger;
 
 // ------------------------------------------------------------------ chain registry
 
+/// What the chain server's JSON must satisfy (shared with the proptest).
+#[path = "../../tests/fuzz/oracle_chain_http.rs"]
+pub mod chain_oracle;
+
 /// The registry the `chain_http` target's chain starts with (also a seed of its corpus).
 pub fn chain_registry() -> &'static cocoon_chain::Registry {
-    use cocoon_chain::{ledger::RootParams, ProxyEntry, Registry};
-    static R: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
-    R.get_or_init(|| {
-        let mut r = Registry {
-            version: 7,
-            params: RootParams::default(),
-            allow_sim: true,
-            pow_difficulty: 20,
-            proxies: vec![ProxyEntry {
-                name: "p".into(),
-                client_endpoint: "127.0.0.1:1".into(),
-                worker_endpoint: "[::1]:2".into(),
-            }],
-            ..Registry::default()
-        };
-        r.proxy_image_hashes.insert([1; 32]);
-        r.worker_image_hashes.insert([2; 32]);
-        r.model_hashes.insert(cocoon_chain::model_hash("m@1:abc"));
-        r.mrtd_allowlist.insert([3; 48]);
-        r.rtmr_allowlist
-            .insert([[4; 48], [5; 48], [6; 48], [7; 48]]);
-        r.pinned_root_ids.insert([8; 32]);
-        r.accepted_tcb_statuses.insert("SWHardeningNeeded".into());
-        r
-    })
+    static R: std::sync::OnceLock<cocoon_chain::Registry> = std::sync::OnceLock::new();
+    R.get_or_init(chain_oracle::registry)
 }

@@ -16,16 +16,16 @@ mod support;
 #[path = "../../../tests/fuzz/json.rs"]
 mod json;
 
+#[path = "../../../tests/fuzz/oracle_chain_http.rs"]
+mod oracle;
+
 use axum::body::Body;
-use cocoon_chain::http::{router, AdvanceBody, BalanceBody, ErrorBody, MAX_BODY};
-use cocoon_chain::ledger::{Address, Op, PublicKey, RootParams, World};
-use cocoon_chain::{
-    Chain, Clock, DbChain, LocalChain, ProxyEntry, Registry, RemoteChain, Tip, TxRecord,
-};
+use cocoon_chain::http::{router, AdvanceBody, ErrorBody, MAX_BODY};
+use cocoon_chain::ledger::{Address, Op, PublicKey};
+use cocoon_chain::{Chain, Clock, DbChain, LocalChain, RemoteChain, Tip, TxRecord};
 use http_body_util::BodyExt;
+use oracle::{decode_all, registry};
 use proptest::prelude::*;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -34,52 +34,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 use support::{config, mutate};
 use tower::ServiceExt;
-
-/// Decodes `raw` as `T`; what decodes must re-encode and decode to the same value.
-fn roundtrip<T: DeserializeOwned + Serialize + PartialEq + Debug>(raw: &[u8]) -> Option<T> {
-    let v: T = serde_json::from_slice(raw).ok()?;
-    let text = serde_json::to_vec(&v).expect("a decoded value encodes");
-    let back: T = serde_json::from_slice(&text).expect("an encoded value decodes");
-    assert_eq!(back, v);
-    Some(v)
-}
-
-/// Decodes `raw` as everything a `RemoteChain` reads from a chain server.
-fn decode_all(raw: &[u8]) {
-    roundtrip::<Registry>(raw);
-    roundtrip::<Tip>(raw);
-    roundtrip::<Vec<TxRecord>>(raw);
-    roundtrip::<TxRecord>(raw);
-    roundtrip::<World>(raw);
-    // Not `PartialEq`: decode only.
-    let _ = serde_json::from_slice::<BalanceBody>(raw);
-    let _ = serde_json::from_slice::<ErrorBody>(raw);
-    let _ = serde_json::from_slice::<AdvanceBody>(raw);
-}
-
-fn registry() -> Registry {
-    let mut r = Registry {
-        version: 7,
-        params: RootParams::default(),
-        allow_sim: true,
-        pow_difficulty: 20,
-        proxies: vec![ProxyEntry {
-            name: "p".into(),
-            client_endpoint: "127.0.0.1:1".into(),
-            worker_endpoint: "[::1]:2".into(),
-        }],
-        ..Registry::default()
-    };
-    r.proxy_image_hashes.insert([1; 32]);
-    r.worker_image_hashes.insert([2; 32]);
-    r.model_hashes.insert(cocoon_chain::model_hash("m@1:abc"));
-    r.mrtd_allowlist.insert([3; 48]);
-    r.rtmr_allowlist
-        .insert([[4; 48], [5; 48], [6; 48], [7; 48]]);
-    r.pinned_root_ids.insert([8; 32]);
-    r.accepted_tcb_statuses.insert("SWHardeningNeeded".into());
-    r
-}
 
 const TON: u64 = 1_000_000_000;
 
