@@ -130,13 +130,7 @@ pub async fn deploy_root(
         "deploying the root to {address} from wallet {} (seqno {seqno})",
         wallet.address()
     ));
-    let expire_at = u32::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            + 120,
-    )
-    .unwrap_or(u32::MAX);
+    let expire_at = u32::try_from(crate::unix_now() + 120).unwrap_or(u32::MAX);
     let message = crate::wallet::Outgoing {
         to: address.clone(),
         value,
@@ -209,26 +203,49 @@ pub async fn send_and_wait(
     wait: std::time::Duration,
 ) -> Result<(), TonError> {
     let (seqno, deploy, _) = wallet_state(api, wallet).await?;
-    let expire_at = u32::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            + wait.as_secs().max(60),
+    let expire_at = u32::try_from(crate::unix_now() + wait.as_secs().max(60)).unwrap_or(u32::MAX);
+    let deadline = tokio::time::Instant::now() + wait;
+    let poll = std::time::Duration::from_millis(500);
+    if send_from(
+        api,
+        wallet,
+        (seqno, deploy),
+        message,
+        expire_at,
+        deadline,
+        poll,
     )
-    .unwrap_or(u32::MAX);
+    .await?
+    {
+        return Ok(());
+    }
+    Err(TonError::Invalid(format!(
+        "wallet {} has not sent the message after {wait:?}",
+        wallet.address()
+    )))
+}
+
+/// Sends `message` from `wallet` at its current `(seqno, deploy)` (from [`wallet_state`]),
+/// expiring at `expire_at`, and polls until the wallet's seqno moves past it: `false` when it
+/// has not by `deadline` (the message may still land before it expires).
+pub async fn send_from(
+    api: &crate::api::TonApi,
+    wallet: &crate::wallet::NodeWallet,
+    (seqno, deploy): (u32, bool),
+    message: crate::wallet::Outgoing,
+    expire_at: u32,
+    deadline: tokio::time::Instant,
+    poll: std::time::Duration,
+) -> Result<bool, TonError> {
     let boc = wallet.transfer(seqno, expire_at, &[message], deploy)?;
     api.send_boc(&boc).await?;
-    let deadline = tokio::time::Instant::now() + wait;
     loop {
         if wallet_state(api, wallet).await?.0 > seqno {
-            return Ok(());
+            return Ok(true);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(TonError::Invalid(format!(
-                "wallet {} has not sent the message after {wait:?}",
-                wallet.address()
-            )));
+            return Ok(false);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(poll).await;
     }
 }

@@ -13,6 +13,8 @@ pub mod state;
 pub mod tx;
 pub mod wallet;
 
+/// The cell type the message builders return.
+pub use tonlib_core::cell::Cell;
 pub use tonlib_core::TonAddress;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,13 @@ pub enum TonError {
     Api { url: String, message: String },
     #[error("TON API {url}: rate limited after {attempts} attempts")]
     RateLimited { url: String, attempts: u32 },
+}
+
+/// This machine's clock in unix seconds (wallet message expiry, query ids).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Parses a raw (`0:abcd…`) or user-friendly (base64url) address.
