@@ -14,24 +14,15 @@ use cocoon_chain::ledger::Address;
 use cocoon_chain::{model_hash, Chain};
 use cocoon_devnet::{dev_registry, DevnetConfig, RoleChains};
 use cocoon_engine::test_engine::TestEngineConfig;
-use cocoon_ton::api::{ApiConfig, TonApi};
 use cocoon_ton::chain::{TonChain, TonChainConfig};
-use cocoon_ton::deploy::{deploy_root, send_and_wait, Deployed};
-use cocoon_ton::messages::{root_add_model, Params};
-use cocoon_ton::wallet::{NodeWallet, Outgoing, WalletVersion};
+use cocoon_ton::messages::root_add_model;
+use cocoon_ton::wallet::{NodeWallet, WalletVersion};
 use common::eventually;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 const TON: u64 = 1_000_000_000;
-
-fn api_config(url: &str) -> ApiConfig {
-    let mut c = ApiConfig::new(url, None);
-    c.requests_per_second = 10_000.0;
-    c.backoff = Duration::from_millis(5);
-    c
-}
 
 #[test]
 fn a_paid_request_settles_on_the_ton_contracts() {
@@ -47,45 +38,18 @@ fn a_paid_request_settles_on_the_ton_contracts() {
     let model_id = cocoon_devnet::dev_model_id("test-model");
 
     // The network's operator deploys the root and allows the model.
-    let operator = NodeWallet::from_seed(&[1; 32], WalletVersion::V4R2).unwrap();
-    sb.fund(&operator.address().to_hex(), 100 * TON);
-    let api = TonApi::new(api_config(&sb.api)).unwrap();
-    let params = Params::try_from(&cocoon_chain::ledger::RootParams::default()).unwrap();
-    let root = match rt
-        .block_on(deploy_root(
-            &api,
-            &operator,
-            operator.address(),
-            &params,
-            TON,
-            Duration::from_secs(10),
-            |_| {},
-        ))
-        .unwrap()
-    {
-        Deployed::Sent { address, .. } => address,
-        other => panic!("{other:?}"),
-    };
-    let add_model = Outgoing {
-        to: root.clone(),
-        value: TON / 10,
-        bounce: true,
-        body: root_add_model(1, &model_hash(&model_id)).unwrap(),
-        state_init: None,
-    };
-    rt.block_on(send_and_wait(
-        &api,
+    let (root, operator) = sb.deploy_root(1);
+    sb.send(
         &operator,
-        add_model,
-        Duration::from_secs(10),
-    ))
-    .unwrap();
+        &root,
+        root_add_model(1, &model_hash(&model_id)).unwrap(),
+    );
 
     // Every node has its own funded wallet; the attestation policy is the devnet's.
     let node = |seed: u8| -> (Arc<dyn Chain>, String) {
         let wallet = NodeWallet::from_seed(&[seed; 32], WalletVersion::V4R2).unwrap();
         sb.fund(&wallet.address().to_hex(), 100 * TON);
-        let mut cfg = TonChainConfig::new(api_config(&sb.api), root.clone(), [seed; 32]);
+        let mut cfg = TonChainConfig::new(sb.api_config(), root.clone(), [seed; 32]);
         cfg.poll = Duration::from_millis(20);
         cfg.confirm_timeout = Duration::from_secs(20);
         cfg.world_ttl = Duration::from_millis(200);

@@ -13,6 +13,10 @@
 //! cumulative tokens, signer `proxy` or `stranger`): each implementation signs in its own
 //! format (the embedded chain's message bytes, a TON cell hash).
 
+#[path = "../../../tests/vectors/sorted_json.rs"]
+mod sorted_json;
+use sorted_json::sorted;
+
 use cocoon_ledger::*;
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
@@ -814,20 +818,5 @@ fn every_operation_and_every_refusal_kind_is_covered() {
             errors.contains(e),
             "no step is refused with {e}: {errors:?}"
         );
-    }
-}
-
-/// The value with every object's keys in sorted order, so the file is the same whether or not
-/// serde_json's `preserve_order` feature is on in this build (feature unification differs
-/// between `cargo test -p` and a workspace run).
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
     }
 }

@@ -11,10 +11,7 @@ use cocoon_ledger::{
     keypair_from_seed, public_key, Address, ContractState, Op, RootParams, SessionHash,
     SignatureFormat, SignedAnchor, Voucher, VoucherOp,
 };
-use cocoon_ton::api::{ApiConfig, TonApi};
 use cocoon_ton::chain::{TonChain, TonChainConfig};
-use cocoon_ton::deploy::{deploy_root, Deployed};
-use cocoon_ton::messages::Params;
 use cocoon_ton::state::{from_ton, to_ton};
 use cocoon_ton::wallet::{NodeWallet, WalletVersion};
 use sandbox::Sandbox;
@@ -23,18 +20,11 @@ use std::time::Duration;
 
 const TON: u64 = 1_000_000_000;
 
-fn api_config(url: &str) -> ApiConfig {
-    let mut c = ApiConfig::new(url, None);
-    c.requests_per_second = 10_000.0;
-    c.backoff = Duration::from_millis(5);
-    c
-}
-
 /// A node on the sandbox with the wallet of `seed` (funded with 100 TON).
 fn node(sb: &Sandbox, root: &cocoon_ton::TonAddress, seed: u8) -> Arc<TonChain> {
     let wallet = NodeWallet::from_seed(&[seed; 32], WalletVersion::V4R2).unwrap();
     sb.fund(&wallet.address().to_hex(), 100 * TON);
-    let mut cfg = TonChainConfig::new(api_config(&sb.api), root.clone(), [seed; 32]);
+    let mut cfg = TonChainConfig::new(sb.api_config(), root.clone(), [seed; 32]);
     cfg.poll = Duration::from_millis(10);
     cfg.confirm_timeout = Duration::from_secs(20);
     cfg.world_ttl = Duration::ZERO;
@@ -42,32 +32,6 @@ fn node(sb: &Sandbox, root: &cocoon_ton::TonAddress, seed: u8) -> Arc<TonChain> 
     cfg.tx_page = 2;
     cfg.policy.allow_sim = true;
     TonChain::connect(cfg).unwrap()
-}
-
-fn deploy(sb: &Sandbox) -> cocoon_ton::TonAddress {
-    let owner = NodeWallet::from_seed(&[1; 32], WalletVersion::V4R2).unwrap();
-    sb.fund(&owner.address().to_hex(), 100 * TON);
-    let api = TonApi::new(api_config(&sb.api)).unwrap();
-    let params = Params::try_from(&RootParams::default()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let deployed = rt
-        .block_on(deploy_root(
-            &api,
-            &owner,
-            owner.address(),
-            &params,
-            TON,
-            Duration::from_secs(10),
-            |_| {},
-        ))
-        .unwrap();
-    match deployed {
-        Deployed::Sent { address, .. } => address,
-        other => panic!("{other:?}"),
-    }
 }
 
 fn me(chain: &TonChain) -> Address {
@@ -84,7 +48,7 @@ fn rejected(e: ChainError, containing: &str) {
 #[test]
 fn a_whole_money_flow_runs_on_the_tolk_contracts_through_the_api() {
     let sb = Sandbox::start();
-    let root = deploy(&sb);
+    let (root, _) = sb.deploy_root(1);
     let proxy_node = node(&sb, &root, 2);
     let client_node = node(&sb, &root, 3);
     let worker_node = node(&sb, &root, 4);
@@ -337,7 +301,7 @@ fn connecting_to_a_missing_root_fails_clearly() {
         "0:2222222222222222222222222222222222222222222222222222222222222222",
     )
     .unwrap();
-    let mut cfg = TonChainConfig::new(api_config(&sb.api), nowhere, [5; 32]);
+    let mut cfg = TonChainConfig::new(sb.api_config(), nowhere, [5; 32]);
     cfg.poll = Duration::from_millis(10);
     let err = TonChain::connect(cfg).unwrap_err().to_string();
     assert!(err.contains("no root contract"), "{err}");

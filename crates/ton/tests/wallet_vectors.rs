@@ -7,11 +7,15 @@
 //! would now sign something else (`UPDATE_VECTORS=1 cargo test -p cocoon-ton --test
 //! wallet_vectors` rewrites it).
 
+#[path = "../../../tests/vectors/sorted_json.rs"]
+mod sorted_json;
+use sorted_json::sorted;
+
 use base64::Engine;
 use cocoon_ton::messages;
 use cocoon_ton::parse_address;
 use cocoon_ton::wallet::{NodeWallet, Outgoing, WalletVersion};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[test]
 fn wallet_messages_match_the_checked_in_vectors() {
@@ -64,19 +68,4 @@ fn wallet_messages_match_the_checked_in_vectors() {
         std::fs::read_to_string(path).unwrap_or_default() == text,
         "{path} is stale: UPDATE_VECTORS=1 cargo test -p cocoon-ton --test wallet_vectors"
     );
-}
-
-/// The value with every object's keys in sorted order, so the file is the same whether or not
-/// serde_json's `preserve_order` feature is on in this build (feature unification differs
-/// between `cargo test -p` and a workspace run).
-fn sorted(v: Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
 }

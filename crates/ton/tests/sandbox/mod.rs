@@ -68,6 +68,68 @@ impl Sandbox {
         );
     }
 
+    /// A TON API config for the sandbox: no pacing to speak of, short backoff.
+    pub fn api_config(&self) -> cocoon_ton::api::ApiConfig {
+        let mut c = cocoon_ton::api::ApiConfig::new(&self.api, None);
+        c.requests_per_second = 10_000.0;
+        c.backoff = std::time::Duration::from_millis(5);
+        c
+    }
+
+    /// Deploys a root with the default params, owned by the wallet of `seed` (funded here);
+    /// returns its address and that wallet.
+    pub fn deploy_root(
+        &self,
+        seed: u8,
+    ) -> (cocoon_ton::TonAddress, cocoon_ton::wallet::NodeWallet) {
+        use cocoon_ton::wallet::{NodeWallet, WalletVersion};
+        let owner = NodeWallet::from_seed(&[seed; 32], WalletVersion::V4R2).unwrap();
+        self.fund(&owner.address().to_hex(), 100_000_000_000);
+        let api = cocoon_ton::api::TonApi::new(self.api_config()).unwrap();
+        let params =
+            cocoon_ton::messages::Params::try_from(&cocoon_chain::ledger::RootParams::default())
+                .unwrap();
+        let deployed = self
+            .rt
+            .block_on(cocoon_ton::deploy::deploy_root(
+                &api,
+                &owner,
+                owner.address(),
+                &params,
+                1_000_000_000,
+                std::time::Duration::from_secs(10),
+                |_| {},
+            ))
+            .unwrap();
+        match deployed {
+            cocoon_ton::deploy::Deployed::Sent { address, .. } => (address, owner),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Sends `body` with 0.1 TON from `wallet` to `to` and waits until the wallet sent it.
+    pub fn send(
+        &self,
+        wallet: &cocoon_ton::wallet::NodeWallet,
+        to: &cocoon_ton::TonAddress,
+        body: cocoon_ton::Cell,
+    ) {
+        let api = cocoon_ton::api::TonApi::new(self.api_config()).unwrap();
+        let message = cocoon_ton::wallet::Outgoing {
+            to: to.clone(),
+            value: 100_000_000,
+            bounce: true,
+            body,
+            state_init: None,
+        };
+        let wait = std::time::Duration::from_secs(10);
+        self.rt
+            .block_on(cocoon_ton::deploy::send_and_wait(
+                &api, wallet, message, wait,
+            ))
+            .unwrap();
+    }
+
     /// Moves the sandbox clock forward.
     pub fn advance(&self, secs: u64) {
         self.post("/sandbox/advance", serde_json::json!({ "secs": secs }));
