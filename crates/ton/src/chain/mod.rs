@@ -239,6 +239,25 @@ impl TonChain {
         self.inner.wallet.address()
     }
 
+    /// The contract of `owner` at `proxy` that `derive` computes from the proxy's storage
+    /// (read once), watched from now on.
+    fn derive_at(
+        &self,
+        proxy: &Address,
+        owner: &Address,
+        derive: fn(&ProxyState, &Address) -> Result<TonAddress, TonError>,
+    ) -> Result<Address, ChainError> {
+        let (proxy, owner) = (*proxy, *owner);
+        self.block(move |i| async move {
+            let p = i.proxy(&proxy).await?;
+            let a = derive(&p, &owner)
+                .and_then(|a| from_ton(&a))
+                .map_err(api_err)?;
+            i.watch([a]);
+            Ok(a)
+        })
+    }
+
     /// Runs `f` on the chain's runtime and waits for it.
     fn block<T, F, Fut>(&self, f: F) -> Result<T, ChainError>
     where
@@ -748,28 +767,10 @@ impl Chain for TonChain {
     }
 
     fn client_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {
-        let (proxy, owner) = (*proxy, *owner);
-        self.block(move |i| async move {
-            let p = i.proxy(&proxy).await?;
-            let a = p
-                .client_address(&owner)
-                .and_then(|a| from_ton(&a))
-                .map_err(api_err)?;
-            i.watch([a]);
-            Ok(a)
-        })
+        self.derive_at(proxy, owner, ProxyState::client_address)
     }
 
     fn worker_contract(&self, proxy: &Address, owner: &Address) -> Result<Address, ChainError> {
-        let (proxy, owner) = (*proxy, *owner);
-        self.block(move |i| async move {
-            let p = i.proxy(&proxy).await?;
-            let a = p
-                .worker_address(&owner)
-                .and_then(|a| from_ton(&a))
-                .map_err(api_err)?;
-            i.watch([a]);
-            Ok(a)
-        })
+        self.derive_at(proxy, owner, ProxyState::worker_address)
     }
 }
